@@ -1,0 +1,90 @@
+"""Tables and migrations, shared by SQLite and Postgres (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+metadata = MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; BigInteger there would not be.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+documents = Table(
+    "syncd_documents",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("seq", BigInteger, nullable=False, default=0),
+    Column("snapshot_seq", BigInteger, nullable=False, default=0),
+    Column("size_bytes", BigInteger, nullable=False, default=0),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("tenant", "name", name="syncd_documents_tenant_name"),
+)
+
+updates = Table(
+    "syncd_updates",
+    metadata,
+    # ``pos`` orders every stored update across the store (the change feed's position).
+    Column("pos", _BigId, primary_key=True, autoincrement=True),
+    Column("doc_id", _BigId, ForeignKey("syncd_documents.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("principal", String(64), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    UniqueConstraint("doc_id", "seq", name="syncd_updates_doc_seq"),
+)
+Index("syncd_updates_at", updates.c.doc_id, updates.c.at)
+
+snapshots = Table(
+    "syncd_snapshots",
+    metadata,
+    Column(
+        "doc_id",
+        _BigId,
+        ForeignKey("syncd_documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("upto_seq", BigInteger, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("at", Double, nullable=False),
+)
+
+schema_version = Table(
+    "syncd_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+)
+
+SCHEMA_VERSION = 1
+
+
+async def migrate(conn: AsyncConnection) -> None:
+    """Create the tables on an empty database; refuse a database newer than this code.
+
+    Version 1 is the first schema; later versions append their DDL here, each step guarded by
+    the stored version, so a daemon upgrades its database on start.
+    """
+    await conn.run_sync(metadata.create_all)
+    row = (await conn.execute(schema_version.select())).first()
+    if row is None:
+        await conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+    elif row.version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {row.version} is newer than this syncd ({SCHEMA_VERSION})"
+        )

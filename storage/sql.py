@@ -1,0 +1,278 @@
+"""The Store on SQLAlchemy 2 async: SQLite (aiosqlite, the default) and Postgres (psycopg 3).
+
+One implementation serves both databases; the differences (URL scheme, pragmas, upsert syntax)
+stay in this module. Every database error leaves as :class:`StoreUnavailable` so the daemon can
+tell "the database is away" from a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event, select, text
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from crdt.updates import merge
+
+from .schema import documents, migrate, snapshots, updates
+from .store import DocKey, LoadedDoc, NewUpdate, StoreUnavailable
+
+__all__ = ["SqlStore", "engine_url"]
+
+log = logging.getLogger("syncd.storage")
+
+
+def engine_url(url: str) -> str:
+    """Map a user-facing URL (``postgresql://…``, ``sqlite:///…``) to its async driver."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    if url.startswith(("postgresql+psycopg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError(f"unsupported database URL {url!r}: use postgresql://… or sqlite:///…")
+
+
+class SqlStore:
+    """The Store for SQLite and Postgres.
+
+    Args:
+        url: ``sqlite:///path/to/file.db`` or ``postgresql://user@host/db``.
+        retention_seconds: how long log rows folded into a snapshot are kept (history for
+            versions and per-principal rollback); ``None`` keeps them forever.
+        sqlite_synchronous: SQLite's ``synchronous`` pragma; ``FULL`` survives power loss,
+            ``NORMAL`` (with WAL) survives a killed process but not a power cut.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention_seconds: float | None = 30 * 24 * 3600,
+        sqlite_synchronous: str = "FULL",
+    ) -> None:
+        self.url = engine_url(url)
+        self.retention_seconds = retention_seconds
+        self._sqlite_synchronous = sqlite_synchronous
+        self._engine: AsyncEngine | None = None
+        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.dialect == "sqlite":
+            path = self.url.split(":///", 1)[1] if ":///" in self.url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(self.url, pool_size=4, max_overflow=4)
+            synchronous = self._sqlite_synchronous
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={synchronous}")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=10000")
+                cur.close()
+        else:
+            engine = create_async_engine(
+                self.url, pool_size=8, max_overflow=4, pool_pre_ping=True, pool_timeout=10
+            )
+        self._engine = engine
+        async with self._begin() as conn:
+            await migrate(conn)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        if self._engine is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ping(self) -> None:
+        async with self._begin() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # -- documents -------------------------------------------------------------------------
+
+    async def create(self, key: DocKey) -> bool:
+        async with self._begin() as conn:
+            return await self._create(conn, key, time.time())
+
+    async def _create(self, conn: AsyncConnection, key: DocKey, now: float) -> bool:
+        stmt = (
+            self._insert(documents)
+            .values(
+                tenant=key.tenant,
+                name=key.name,
+                seq=0,
+                snapshot_seq=0,
+                size_bytes=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant", "name"])
+        )
+        result = await conn.execute(stmt)
+        return result.rowcount == 1
+
+    async def _doc_row(self, conn: AsyncConnection, key: DocKey):  # type: ignore[no-untyped-def]
+        stmt = select(documents).where(
+            documents.c.tenant == key.tenant, documents.c.name == key.name
+        )
+        return (await conn.execute(stmt)).first()
+
+    async def load(self, key: DocKey) -> LoadedDoc | None:
+        async with self._begin() as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None:
+                return None
+            # One statement, so snapshot and tail come from one consistent view of the database
+            # even if a compaction commits in between.
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT 0 AS part, upto_seq AS seq, state AS data FROM syncd_snapshots"
+                        " WHERE doc_id = :id"
+                        " UNION ALL"
+                        " SELECT 1 AS part, seq, data FROM syncd_updates WHERE doc_id = :id"
+                        " AND seq > COALESCE("
+                        "(SELECT upto_seq FROM syncd_snapshots WHERE doc_id = :id), 0)"
+                        " ORDER BY part, seq"
+                    ),
+                    {"id": doc.id},
+                )
+            ).all()
+        snapshot: bytes | None = None
+        snapshot_seq = 0
+        tail: list[bytes] = []
+        seq = 0
+        for part, row_seq, data in rows:
+            if part == 0:
+                snapshot, snapshot_seq, seq = bytes(data), row_seq, row_seq
+            else:
+                tail.append(bytes(data))
+                seq = row_seq
+        return LoadedDoc(snapshot, snapshot_seq, tail, seq, doc.created_at, doc.updated_at)
+
+    async def append(
+        self, batch: Mapping[DocKey, Sequence[NewUpdate]]
+    ) -> dict[DocKey, list[int]]:
+        now = time.time()
+        seqs: dict[DocKey, list[int]] = {}
+        rows: list[dict[str, object]] = []
+        async with self._begin() as conn:
+            # A fixed lock order, so two nodes appending to the same documents cannot deadlock.
+            for key in sorted(batch):
+                items = batch[key]
+                if not items:
+                    seqs[key] = []
+                    continue
+                size = sum(len(u.data) for u in items)
+                bump = (
+                    sa_update(documents)
+                    .where(documents.c.tenant == key.tenant, documents.c.name == key.name)
+                    .values(
+                        seq=documents.c.seq + len(items),
+                        size_bytes=documents.c.size_bytes + size,
+                        updated_at=now,
+                    )
+                    .returning(documents.c.id, documents.c.seq)
+                )
+                row = (await conn.execute(bump)).first()
+                if row is None:
+                    await self._create(conn, key, now)
+                    row = (await conn.execute(bump)).first()
+                assert row is not None
+                doc_id, last = row
+                first = last - len(items) + 1
+                seqs[key] = list(range(first, last + 1))
+                for offset, item in enumerate(items):
+                    rows.append(
+                        {
+                            "doc_id": doc_id,
+                            "seq": first + offset,
+                            "principal": item.principal,
+                            "origin": item.origin,
+                            "at": now,
+                            "data": item.data,
+                        }
+                    )
+            if rows:
+                await conn.execute(updates.insert(), rows)
+        return seqs
+
+    async def compact(self, key: DocKey) -> int:
+        loaded = await self.load(key)
+        if loaded is None:
+            raise KeyError(str(key))
+        if not loaded.tail:
+            return loaded.snapshot_seq
+        parts = ([loaded.snapshot] if loaded.snapshot else []) + loaded.tail
+        state = merge(parts)
+        now = time.time()
+        async with self._begin() as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None:  # deleted meanwhile
+                return loaded.seq
+            # The log is append-only, so the state of seqs <= loaded.seq never changes: writing it
+            # in a second transaction is safe. The guard keeps a newer snapshot from a racing
+            # compaction.
+            result = await conn.execute(
+                sa_update(snapshots)
+                .where(snapshots.c.doc_id == doc.id, snapshots.c.upto_seq < loaded.seq)
+                .values(upto_seq=loaded.seq, state=state, at=now)
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    self._insert(snapshots)
+                    .values(doc_id=doc.id, upto_seq=loaded.seq, state=state, at=now)
+                    .on_conflict_do_nothing(index_elements=["doc_id"])
+                )
+            tail_size = (
+                await conn.execute(
+                    text(
+                        "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM syncd_updates"
+                        " WHERE doc_id = :id AND seq > :seq"
+                    ),
+                    {"id": doc.id, "seq": loaded.seq},
+                )
+            ).scalar_one()
+            await conn.execute(
+                sa_update(documents)
+                .where(documents.c.id == doc.id, documents.c.snapshot_seq < loaded.seq)
+                .values(snapshot_seq=loaded.seq, size_bytes=len(state) + int(tail_size))
+            )
+            if self.retention_seconds is not None:
+                await conn.execute(
+                    updates.delete().where(
+                        updates.c.doc_id == doc.id,
+                        updates.c.seq <= loaded.seq,
+                        updates.c.at < now - self.retention_seconds,
+                    )
+                )
+        log.debug("compacted %s up to seq %d (%d bytes)", key, loaded.seq, len(state))
+        return loaded.seq

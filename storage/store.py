@@ -1,0 +1,87 @@
+"""The storage contract: what the daemon needs from a database, nothing more.
+
+A document is an append-only log of Yjs updates plus at most one snapshot. Every stored update
+keeps its attribution (principal, origin, time) and gets two positions: ``seq``, dense and
+increasing within its document, and ``pos``, increasing across the whole store (the change feed
+will build on it). Compaction folds the log into the snapshot; the folded log rows stay for a
+retention window so history is not destroyed with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "DocKey",
+    "LoadedDoc",
+    "NewUpdate",
+    "Store",
+    "StoreUnavailable",
+]
+
+
+class StoreUnavailable(RuntimeError):
+    """The database could not be reached or failed a statement; the caller may retry later."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class DocKey:
+    """A document's identity. The same ``name`` in two tenants is two documents."""
+
+    tenant: str
+    name: str  # "OWNER/NAME"
+
+    def __str__(self) -> str:
+        return f"{self.tenant}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewUpdate:
+    """An update to append, with who wrote it and through which path."""
+
+    data: bytes
+    principal: str
+    origin: str  # "client", "http", "service", "restore", ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedDoc:
+    """What loading a document returns: apply ``snapshot`` then ``tail`` in order."""
+
+    snapshot: bytes | None
+    snapshot_seq: int
+    tail: list[bytes]
+    seq: int  # the seq of the last update in ``tail`` (or ``snapshot_seq`` if it is empty)
+    created_at: float
+    updated_at: float
+
+
+@runtime_checkable
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect, and create or migrate the schema."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+
+    async def create(self, key: DocKey) -> bool:
+        """Bring a document into being; ``False`` if it already existed."""
+
+    async def load(self, key: DocKey) -> LoadedDoc | None:
+        """The document's snapshot and log tail, read consistently; ``None`` if it never existed."""
+
+    async def append(
+        self, batch: Mapping[DocKey, Sequence[NewUpdate]]
+    ) -> dict[DocKey, list[int]]:
+        """Append updates to several documents in one transaction; return each update's seq.
+
+        Documents that do not exist yet are created. Nothing is visible before the commit and
+        everything is once it returns.
+        """
+
+    async def compact(self, key: DocKey) -> int:
+        """Fold the log into the snapshot; return the seq the snapshot now covers."""

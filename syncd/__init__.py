@@ -1,0 +1,1 @@
+"""syncd: the sync daemon (rooms, peers, access, HTTP and WebSocket endpoints, CLI)."""

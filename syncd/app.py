@@ -1,0 +1,82 @@
+"""The ASGI application: routes and the lifespan that starts and stops the daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from storage import StoreUnavailable
+
+from .daemon import Daemon
+from .doc_socket import doc_socket
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("syncd")
+
+PWA_DIST = Path(__file__).resolve().parent.parent / "pwa" / "dist"
+
+_PLACEHOLDER = """<!doctype html><html lang="en"><meta charset="utf-8"><title>syncd</title>
+<body style="font-family:system-ui;max-width:40rem;margin:3rem auto;line-height:1.5">
+<h1>syncd is running</h1><p>Documents sync at <code>ws://HOST:PORT/v1/docs/OWNER/NAME</code>.
+The web app is not built yet (<code>npm run build</code> in <code>pwa/</code>).</p></body></html>
+"""
+
+
+async def healthz(request: Request) -> Response:
+    daemon: Daemon = request.app.state.daemon
+    try:
+        await daemon.store.ping()
+    except StoreUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "ok",
+            "documents": len(daemon.rooms),
+            "connections": len(daemon.peers),
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    daemon: Daemon = request.app.state.daemon
+    return Response(daemon.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def placeholder(request: Request) -> Response:
+    return HTMLResponse(_PLACEHOLDER)
+
+
+def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
+    daemon = daemon or Daemon(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await daemon.start()
+        try:
+            yield
+        finally:
+            await daemon.stop()
+
+    routes: list[Route | WebSocketRoute | Mount] = [
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        WebSocketRoute("/v1/docs/{owner}/{name}", doc_socket),
+    ]
+    if (PWA_DIST / "index.html").exists():
+        routes.append(Mount("/", StaticFiles(directory=PWA_DIST, html=True), name="pwa"))
+    else:
+        routes.append(Route("/", placeholder))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.daemon = daemon
+    return app

@@ -1,0 +1,71 @@
+"""``syncd serve`` and ``syncd token`` (DESIGN.md §1.1)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .settings import Settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="syncd", description="Offline-first sync daemon")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    serve.add_argument("--host", help="address to listen on (SYNCD_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (SYNCD_PORT, default 8787)")
+    serve.add_argument(
+        "--database-url",
+        help="postgresql://… or sqlite:///… (SYNCD_DATABASE_URL; default: SQLite in the data dir)",
+    )
+    serve.add_argument("--data-dir", help="data directory (SYNCD_DATA_DIR, default ./.syncd)")
+    serve.add_argument("--log-level", help="debug, info, warning (SYNCD_LOG_LEVEL)")
+
+    token = sub.add_parser("token", help="print a signed token for development and scripts")
+    token.add_argument("--sub", required=True, help="principal id")
+    token.add_argument("--tenant", default="default")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    token.add_argument("--role", choices=["user", "service", "admin"], default="user")
+    token.add_argument("--data-dir", help="data directory holding the generated secret")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            database_url=args.database_url,
+            data_dir=args.data_dir,
+            log_level=args.log_level,
+        )
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        from .server import run
+
+        run(settings)
+        return 0
+    if args.command == "token":
+        from .daemon import Daemon
+
+        settings = Settings.from_env(data_dir=args.data_dir)
+        logging.basicConfig(level="WARNING", format="%(levelname)s: %(message)s")
+        keys = Daemon._token_keys(settings)
+        try:
+            print(keys.mint(args.sub, tenant=args.tenant, role=args.role, ttl=args.ttl))
+        except ValueError as exc:
+            print(f"syncd token: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The daemon's long-lived parts and their one lifecycle: start in order, stop in reverse."""
+
+from __future__ import annotations
+
+import logging
+
+from storage import GroupCommit, SqlStore, Store
+
+from .access import Access, Grant
+from .metrics import Metrics
+from .peer import Peer
+from .rooms import Rooms
+from .settings import Settings
+from .tokens import TokenKeys, load_or_create_secret
+
+__all__ = ["Daemon"]
+
+log = logging.getLogger("syncd")
+
+
+class Daemon:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store: Store = store or SqlStore(
+            settings.effective_database_url,
+            retention_seconds=settings.log_retention_seconds,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        self.commit = GroupCommit(
+            self.store, window_ms=settings.commit_window_ms, on_commit=self.metrics.on_commit
+        )
+        self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
+        self.access = Access(self._token_keys(settings))
+        self.peers: set[Peer] = set()
+        self.metrics.send_queue_depth.set_function(lambda: sum(p.queued for p in self.peers))
+        self.metrics.room_pending.set_function(
+            lambda: sum(r.pending for r in self.rooms.loaded())
+        )
+        self.started = False
+
+    @staticmethod
+    def _token_keys(settings: Settings) -> TokenKeys:
+        if settings.public_key_file is not None:
+            return TokenKeys(public_key_pem=settings.public_key_file.read_text())
+        secret = settings.secret
+        if not secret:
+            secret, created = load_or_create_secret(settings.data_dir)
+            if created:
+                log.warning(
+                    "SYNCD_SECRET is not set: generated a token key in %s/secret "
+                    "(set SYNCD_SECRET to share it between nodes)",
+                    settings.data_dir,
+                )
+        return TokenKeys(secret=secret)
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.commit.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Commit everything queued, close every peer with 1001, close the database."""
+        if not self.started:
+            return
+        self.started = False
+        await self.rooms.close()
+        await self.commit.stop()
+        await self.store.close()
+
+    def connected(self, peer: Peer, grant: Grant) -> None:
+        self.peers.add(peer)
+        self.metrics.connections.set(len(self.peers))
+
+    def disconnected(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        self.metrics.connections.set(len(self.peers))
+
+    def count_sent(self, size: int) -> None:
+        self.metrics.messages_sent.inc()
+        self.metrics.bytes_sent.inc(size)

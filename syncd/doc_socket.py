@@ -1,0 +1,162 @@
+"""``/v1/docs/{OWNER}/{NAME}``: one document per WebSocket, y-websocket compatible.
+
+Refusals are sent *after* accepting the socket (permission-denied message, then a 44xx close),
+because a browser cannot see why an HTTP upgrade failed. Each frame carries one y-protocols
+message; a frame that does not decode costs its connection (4400), never the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from starlette.websockets import WebSocket
+
+from crdt.protocol import (
+    AwarenessMessage,
+    ProtocolError,
+    QueryAwarenessMessage,
+    SyncMessage,
+    SyncStep,
+    decode_message,
+    encode_auth_denied,
+)
+from crdt.updates import validate_update
+from storage import StoreUnavailable
+
+from .access import Refusal
+from .daemon import Daemon
+from .docid import DocId, InvalidDocId
+from .peer import CloseCode, Peer
+from .rooms import DocumentNotFound
+
+__all__ = ["doc_socket"]
+
+log = logging.getLogger("syncd.socket")
+
+_peer_ids = itertools.count(1)
+
+
+def _bearer(ws: WebSocket) -> str | None:
+    token = ws.query_params.get("token")
+    if token:
+        return token
+    header = ws.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
+    try:
+        await ws.send_bytes(encode_auth_denied(reason))
+        await ws.close(code, reason[:120])
+    except Exception as exc:  # the client left first: nothing to tell it
+        log.debug("refusal not delivered: %r", exc)
+
+
+async def doc_socket(ws: WebSocket) -> None:
+    daemon: Daemon = ws.app.state.daemon
+    await ws.accept()
+    try:
+        doc_id = DocId.of(ws.path_params["owner"], ws.path_params["name"])
+    except InvalidDocId as exc:
+        await _refuse(ws, CloseCode.MALFORMED, str(exc))
+        return
+    try:
+        grant = await daemon.access.authorize(_bearer(ws), doc_id)
+        room = await daemon.rooms.acquire(grant.key, create=grant.may_create)
+    except Refusal as refusal:
+        await _refuse(ws, refusal.code, refusal.reason)
+        return
+    except DocumentNotFound:
+        await _refuse(ws, CloseCode.FORBIDDEN, "no access to this document")
+        return
+    except StoreUnavailable:
+        await _refuse(ws, CloseCode.TRY_AGAIN_LATER, "storage unavailable, retry later")
+        return
+
+    settings = daemon.settings
+    metrics = daemon.metrics
+    peer = Peer(
+        f"p{next(_peer_ids)}",
+        ws.send_bytes,
+        ws.close,
+        principal=grant.identity.sub,
+        readonly=grant.readonly,
+        max_messages=settings.send_queue_messages,
+        max_bytes=settings.send_queue_bytes,
+    )
+    peer.bind_handler(asyncio.current_task())
+    peer.on_sent = daemon.count_sent
+    daemon.connected(peer, grant)
+    room.join(peer)
+    try:
+        await _serve(ws, daemon, room, peer)
+    except asyncio.CancelledError:
+        if peer.close_code is None:
+            raise
+        # We cancelled ourselves: the client would not take its close frame. Return quietly so
+        # the server drops the connection.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+    finally:
+        room.leave(peer)
+        daemon.disconnected(peer)
+        daemon.rooms.release(room)
+        if peer.close_code is not None:
+            metrics.closes.labels(str(peer.close_code)).inc()
+            # Returning closes the transport: let the close frame with our code go out first.
+            await peer.wait_closed()
+
+
+async def _serve(ws: WebSocket, daemon: Daemon, room, peer: Peer) -> None:  # type: ignore[no-untyped-def]
+    limit = daemon.settings.max_message_bytes
+    metrics = daemon.metrics
+    key = room.key
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        if data is None:
+            log.info("doc %s: peer %s sent a text frame; closing 4400", key, peer.id)
+            peer.close(CloseCode.MALFORMED, "expected binary frames")
+            return
+        metrics.bytes_received.inc(len(data))
+        if len(data) > limit:
+            log.info("doc %s: peer %s sent %d bytes (limit %d); closing 4413",
+                     key, peer.id, len(data), limit)
+            peer.close(CloseCode.TOO_LARGE, f"message over {limit} bytes")
+            return
+        try:
+            msg = decode_message(data)
+            if isinstance(msg, SyncMessage):
+                if msg.step is SyncStep.STEP1:
+                    peer.send(room.sync_step2_for(msg.payload))
+                elif peer.readonly:
+                    # Viewers' edits are never applied, stored or forwarded.
+                    metrics.updates_dropped.inc()
+                else:
+                    validate_update(msg.payload)
+                    metrics.updates_received.inc()
+                    await room.ingest(peer, msg.payload, peer.principal)
+            elif isinstance(msg, AwarenessMessage):
+                room.awareness_from(peer, msg.update)
+            elif isinstance(msg, QueryAwarenessMessage):
+                reply = room.awareness_message()
+                if reply is not None:
+                    peer.send(reply)
+            # An auth message from a client has no meaning here; y-websocket never sends one.
+        except ProtocolError as exc:
+            log.info("doc %s: peer %s sent malformed data (%s); closing 4400", key, peer.id, exc)
+            peer.close(CloseCode.MALFORMED, f"malformed message: {exc}")
+            return
+        except RuntimeError as exc:  # the room closed under us (failed, unloaded, shutdown)
+            log.info("doc %s: peer %s: %s", key, peer.id, exc)
+            peer.close(CloseCode.TRY_AGAIN_LATER, "document closed, reconnect")
+            return
+        if peer.close_code is not None:
+            return

@@ -1,0 +1,56 @@
+"""Prometheus metrics, one registry per app (so tests can run several daemons in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.connections = Gauge("syncd_connections", "Open WebSocket connections", registry=r)
+        self.documents = Gauge("syncd_open_documents", "Documents loaded in memory", registry=r)
+        self.updates_received = Counter(
+            "syncd_updates_received", "Document updates received from clients", registry=r
+        )
+        self.updates_stored = Counter(
+            "syncd_updates_stored", "Document updates committed to the database", registry=r
+        )
+        self.updates_dropped = Counter(
+            "syncd_updates_dropped",
+            "Document updates refused (read-only connections)",
+            registry=r,
+        )
+        self.bytes_received = Counter(
+            "syncd_bytes_received", "WebSocket payload bytes received", registry=r
+        )
+        self.bytes_sent = Counter("syncd_bytes_sent", "WebSocket payload bytes queued", registry=r)
+        self.messages_sent = Counter("syncd_messages_sent", "WebSocket messages queued", registry=r)
+        self.persist_seconds = Histogram(
+            "syncd_persist_seconds",
+            "Time to commit one group of updates",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=r,
+        )
+        self.closes = Counter(
+            "syncd_closes", "Connections closed by the server, by close code", ["code"], registry=r
+        )
+        self.send_queue_depth = Gauge(
+            "syncd_send_queue_messages", "Messages waiting in peers' send queues", registry=r
+        )
+        self.room_pending = Gauge(
+            "syncd_room_pending_updates", "Updates waiting for their commit", registry=r
+        )
+        self.load_failures = Counter(
+            "syncd_load_failures", "Document loads that failed", registry=r
+        )
+        self.compactions = Counter("syncd_compactions", "Log compactions", registry=r)
+
+    def on_commit(self, count: int, seconds: float) -> None:
+        self.updates_stored.inc(count)
+        self.persist_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,187 @@
+"""A connected client as a room sees it: an identity and a bounded outgoing queue.
+
+Rooms never await a peer: they call :meth:`Peer.send`, which only appends to the peer's queue.
+A drain task, started when the queue gets its first message and ending when it is empty, writes
+to the socket; uvicorn makes that write wait while the client's TCP window is full, so a slow
+client's queue grows instead. At ``max_messages`` or ``max_bytes`` the peer is closed with 1013
+and its queue dropped: one slow reader never holds up a room or grows the server's memory.
+Idle peers own no task at all, which keeps idle connections cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+__all__ = ["CloseCode", "Peer", "PeerState"]
+
+log = logging.getLogger("syncd.peer")
+
+# How long a close handshake may take before the connection's handler is cancelled.
+CLOSE_TIMEOUT = 5.0
+
+
+class CloseCode(enum.IntEnum):
+    """Close codes of DESIGN.md §1.4; 44xx are permanent (do not retry blindly)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # overloaded, slow consumer
+    MALFORMED = 4400
+    UNAUTHORIZED = 4401  # missing/invalid/expired token, access revoked
+    FORBIDDEN = 4403
+    NOT_FOUND = 4404  # document deleted
+    TOO_LARGE = 4413
+
+
+class PeerState(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+SendBytes = Callable[[bytes], Awaitable[None]]
+CloseSocket = Callable[[int, str], Awaitable[None]]
+
+
+class Peer:
+    __slots__ = (
+        "_close_socket",
+        "_close_task",
+        "_drain_task",
+        "_handler",
+        "_queue",
+        "_queued_bytes",
+        "_send",
+        "awareness_ids",
+        "close_code",
+        "close_reason",
+        "id",
+        "max_bytes",
+        "max_messages",
+        "on_sent",
+        "principal",
+        "readonly",
+        "state",
+    )
+
+    def __init__(
+        self,
+        peer_id: str,
+        send: SendBytes,
+        close: CloseSocket,
+        *,
+        principal: str = "anonymous",
+        readonly: bool = False,
+        max_messages: int = 4096,
+        max_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self.id = peer_id
+        self.principal = principal
+        self.readonly = readonly
+        self._send = send
+        self._close_socket = close
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._drain_task: asyncio.Task[None] | None = None
+        self._handler: asyncio.Task[object] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self.state = PeerState.OPEN
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.awareness_ids: set[int] = set()  # awareness client ids this connection announced
+        self.on_sent: Callable[[int], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.id} {self.principal} {self.state.value}>"
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def bind_handler(self, task: asyncio.Task[object] | None) -> None:
+        """The task reading this peer's socket: cancelled if a close cannot be delivered."""
+        self._handler = task
+
+    def send(self, message: bytes) -> None:
+        if self.state is not PeerState.OPEN:
+            return
+        if self._queue and (
+            len(self._queue) >= self.max_messages
+            or self._queued_bytes + len(message) > self.max_bytes
+        ):
+            self.close(CloseCode.TRY_AGAIN_LATER, "send queue full: client too slow")
+            return
+        self._queue.append(message)
+        self._queued_bytes += len(message)
+        if self.on_sent is not None:
+            self.on_sent(len(message))
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain(), name=f"drain-{self.id}")
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue and self.state is PeerState.OPEN:
+                message = self._queue[0]
+                await self._send(message)
+                # Pop only after the write: close() may have cleared the queue meanwhile.
+                if self._queue and self._queue[0] is message:
+                    self._queue.popleft()
+                    self._queued_bytes -= len(message)
+        except Exception as exc:  # the socket went away under us: the handler sees it too
+            log.debug("peer %s: send failed: %r", self.id, exc)
+            self.state = PeerState.CLOSED
+            self._queue.clear()
+            self._queued_bytes = 0
+        finally:
+            self._drain_task = None
+
+    def close(self, code: int, reason: str = "", *, final: bytes | None = None) -> None:
+        """Close the connection (idempotent). ``final`` is one last message sent before the close
+        frame, e.g. a permission-denied message that a browser can read."""
+        if self.state is not PeerState.OPEN:
+            return
+        self.state = PeerState.CLOSING
+        self.close_code, self.close_reason = code, reason
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._drain_task is not None:
+            self._drain_task.cancel()
+            self._drain_task = None
+        self._close_task = asyncio.create_task(
+            self._close(code, reason, final), name=f"close-{self.id}"
+        )
+
+    async def wait_closed(self) -> None:
+        """Wait until a close started by :meth:`close` has been delivered (or given up)."""
+        task = self._close_task
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.shield(task)
+
+    async def _close(self, code: int, reason: str, final: bytes | None) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                if final is not None:
+                    await self._send(final)
+                await self._close_socket(code, _truncate_reason(reason))
+        except TimeoutError:
+            # The client does not read: stop its handler so the server forgets it.
+            log.info("peer %s: close %d not delivered in time; dropping it", self.id, code)
+            if self._handler is not None and not self._handler.done():
+                self._handler.cancel()
+        except Exception as exc:
+            log.debug("peer %s: close failed: %r", self.id, exc)
+        finally:
+            self.state = PeerState.CLOSED
+
+
+def _truncate_reason(reason: str) -> str:
+    # A close frame's reason may hold at most 123 bytes of UTF-8.
+    raw = reason.encode()[:123]
+    return raw.decode(errors="ignore")

@@ -1,0 +1,267 @@
+"""A Room is one loaded document: its in-memory replica, its peers, their presence.
+
+The path of an update, and why it is ordered so:
+
+1. a peer's update is validated (it decodes) and queued in the room;
+2. the room's flush task hands everything queued to the group commit and waits for the commit;
+3. only then is it applied to the in-memory document and sent to the other peers.
+
+So the in-memory document, and everything any client or service can see, is always a prefix of
+what is durably stored: killing the daemon at any instant loses nothing anyone has seen. Updates
+that arrive while a commit is in flight form the next batch; a batch goes out to each peer as
+one merged update (one message per peer per batch, not one per update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pycrdt
+
+from crdt.awareness import AwarenessStates, decode_awareness, encode_awareness_update
+from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
+from crdt.updates import merge
+from storage import DocKey, GroupCommit, LoadedDoc, NewUpdate
+
+from .peer import CloseCode, Peer
+
+__all__ = ["Room", "RoomState"]
+
+log = logging.getLogger("syncd.room")
+
+# Beyond this many writers in one batch, everyone gets the full merged update (their own edits
+# echoed back, which Yjs ignores) instead of one merge per writer.
+_MAX_PERSONAL_MERGES = 8
+
+
+class RoomState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class _Incoming:
+    peer: Peer | None  # None: not from a connection (HTTP, service)
+    data: bytes
+    principal: str
+    origin: str
+    done: asyncio.Future[int] | None = None  # resolved with the seq once stored
+
+
+class Room:
+    def __init__(
+        self,
+        key: DocKey,
+        commit: GroupCommit,
+        *,
+        max_pending_bytes: int = 16 * 1024 * 1024,
+        compact_after_updates: int = 500,
+        compact_after_bytes: int = 4 * 1024 * 1024,
+        on_compact: Callable[[Room], None] | None = None,
+    ) -> None:
+        self.key = key
+        self.doc = pycrdt.Doc()
+        self.peers: set[Peer] = set()
+        self.awareness = AwarenessStates()
+        self.state = RoomState.OPEN
+        self.seq = 0
+        self.snapshot_seq = 0
+        self._commit = commit
+        self._pending: list[_Incoming] = []
+        self._pending_bytes = 0
+        self._max_pending_bytes = max_pending_bytes
+        self._space = asyncio.Event()
+        self._space.set()
+        self._flush_task: asyncio.Task[None] | None = None
+        self._bytes_since_snapshot = 0
+        self._compact_after_updates = compact_after_updates
+        self._compact_after_bytes = compact_after_bytes
+        self._on_compact = on_compact
+
+    def __repr__(self) -> str:
+        return f"<Room {self.key} {self.state.value} peers={len(self.peers)} seq={self.seq}>"
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def restore(self, loaded: LoadedDoc) -> None:
+        """Fill the replica from storage (snapshot, then the log tail merged into one update)."""
+        if loaded.snapshot:
+            self.doc.apply_update(loaded.snapshot)
+        if loaded.tail:
+            self.doc.apply_update(merge(loaded.tail))
+        self.seq = loaded.seq
+        self.snapshot_seq = loaded.snapshot_seq
+        self._bytes_since_snapshot = sum(len(u) for u in loaded.tail)
+
+    @property
+    def idle(self) -> bool:
+        return not self.peers and not self._pending and self._flush_task is None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- peers -----------------------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        """Add a peer and greet it as the y-websocket server does: our step 1, then presence."""
+        if self.state is not RoomState.OPEN:
+            raise RuntimeError(f"room {self.key} is {self.state.value}")
+        self.peers.add(peer)
+        peer.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
+        live = self.awareness.live()
+        if live:
+            peer.send(encode_awareness(encode_awareness_update(live)))
+
+    def leave(self, peer: Peer) -> None:
+        if peer not in self.peers:
+            return
+        self.peers.discard(peer)
+        gone = self.awareness.remove(peer.awareness_ids)
+        if gone:
+            self._broadcast(encode_awareness(encode_awareness_update(gone)), None)
+
+    # -- messages from a peer ---------------------------------------------------------------
+
+    def sync_step2_for(self, state_vector: bytes) -> bytes:
+        """The answer to a sync step 1: everything we hold that the asker lacks."""
+        try:
+            update = self.doc.get_update(state_vector)
+        except ValueError as exc:
+            raise ProtocolError("invalid state vector") from exc
+        return encode_sync(SyncStep.STEP2, update)
+
+    def awareness_from(self, peer: Peer, update: bytes) -> None:
+        entries = decode_awareness(update)  # raises ProtocolError
+        for e in entries:
+            if not e.removed:
+                peer.awareness_ids.add(e.client_id)
+        accepted = self.awareness.apply(entries)
+        if accepted:
+            self._broadcast(encode_awareness(encode_awareness_update(accepted)), peer)
+
+    def awareness_message(self) -> bytes | None:
+        live = self.awareness.live()
+        return encode_awareness(encode_awareness_update(live)) if live else None
+
+    async def ingest(
+        self, peer: Peer | None, update: bytes, principal: str, origin: str = "client"
+    ) -> asyncio.Future[int]:
+        """Queue a validated update for commit; returns a future of its seq.
+
+        Waits while the room already holds ``max_pending_bytes`` of uncommitted updates, so a
+        writer faster than the database is slowed down at its socket instead of filling memory.
+        """
+        while not self._space.is_set():
+            await self._space.wait()
+        if self.state is not RoomState.OPEN:
+            raise RuntimeError(f"room {self.key} is {self.state.value}")
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Incoming(peer, update, principal, origin, done))
+        self._pending_bytes += len(update)
+        if self._pending_bytes >= self._max_pending_bytes:
+            self._space.clear()
+        if self._flush_task is None:
+            self._flush_task = asyncio.create_task(self._flush(), name=f"flush-{self.key}")
+        return done
+
+    # -- commit and fan-out ------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending and self.state is RoomState.OPEN:
+                batch, self._pending = self._pending, []
+                self._pending_bytes = 0
+                self._space.set()
+                await self._commit_and_apply(batch)
+        finally:
+            self._flush_task = None
+
+    async def _commit_and_apply(self, batch: list[_Incoming]) -> None:
+        items = [NewUpdate(i.data, i.principal, i.origin) for i in batch]
+        try:
+            seqs = await self._commit.submit(self.key, items)
+        except Exception as exc:
+            # Nothing was stored and nobody has seen these updates. Their senders still hold
+            # them (a Yjs client keeps its state) and send them again when they reconnect, so
+            # closing them with a transient code loses nothing.
+            log.warning("doc %s: commit of %d updates failed: %s", self.key, len(batch), exc)
+            for i in batch:
+                if i.done is not None and not i.done.done():
+                    i.done.set_exception(exc)
+                if i.peer is not None:
+                    i.peer.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry later")
+            return
+        merged = merge([i.data for i in batch])
+        try:
+            self.doc.apply_update(merged)
+        except Exception as exc:
+            # Stored but cannot be applied: this replica can no longer be trusted.
+            log.error("doc %s: stored update failed to apply, closing room: %s", self.key, exc)
+            for i, seq in zip(batch, seqs, strict=True):
+                if i.done is not None and not i.done.done():
+                    i.done.set_result(seq)
+            self.fail()
+            return
+        self.seq = seqs[-1]
+        self._bytes_since_snapshot += sum(len(i.data) for i in batch)
+        for i, seq in zip(batch, seqs, strict=True):
+            if i.done is not None and not i.done.done():
+                i.done.set_result(seq)
+        self._fan_out(batch, merged)
+        if self._on_compact is not None and (
+            self.seq - self.snapshot_seq >= self._compact_after_updates
+            or self._bytes_since_snapshot >= self._compact_after_bytes
+        ):
+            self._on_compact(self)
+
+    def compacted(self, upto_seq: int) -> None:
+        if upto_seq > self.snapshot_seq:
+            self.snapshot_seq = upto_seq
+            self._bytes_since_snapshot = 0
+
+    def _fan_out(self, batch: list[_Incoming], merged: bytes) -> None:
+        everyone = encode_sync(SyncStep.UPDATE, merged)
+        writers: dict[Peer, list[bytes]] = {}
+        for i in batch:
+            if i.peer is not None:
+                writers.setdefault(i.peer, []).append(i.data)
+        if len(writers) > _MAX_PERSONAL_MERGES:
+            writers = {}
+        for peer in tuple(self.peers):
+            own = writers.get(peer)
+            if own is None:
+                peer.send(everyone)
+                continue
+            others = [i.data for i in batch if i.peer is not peer]
+            if others:
+                peer.send(encode_sync(SyncStep.UPDATE, merge(others)))
+
+    def _broadcast(self, message: bytes, exclude: Peer | None) -> None:
+        for peer in tuple(self.peers):
+            if peer is not exclude:
+                peer.send(message)
+
+    # -- end of life ---------------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Wait until every queued update is committed (graceful shutdown, unload)."""
+        while self._flush_task is not None:
+            await asyncio.shield(self._flush_task)
+
+    def fail(self) -> None:
+        self.state = RoomState.FAILED
+        for peer in tuple(self.peers):
+            peer.close(CloseCode.INTERNAL_ERROR, "document failed, reconnect")
+        self.peers.clear()
+
+    def close(self, code: int, reason: str) -> None:
+        self.state = RoomState.CLOSED
+        for peer in tuple(self.peers):
+            peer.close(code, reason)
+        self.peers.clear()

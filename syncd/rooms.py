@@ -1,0 +1,173 @@
+"""The set of loaded documents: deduplicated loads, idle unloading, background compaction.
+
+Two peers that open the same document at the same instant share one pending load (a map of
+in-flight loads, as Hocuspocus does), so there is never a second in-memory copy. A load that
+fails fails for every waiter and is forgotten: a document is never served empty because its
+storage was unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from storage import DocKey, GroupCommit, Store, StoreUnavailable
+
+from .metrics import Metrics
+from .peer import CloseCode
+from .room import Room, RoomState
+from .settings import Settings
+
+__all__ = ["DocumentNotFound", "Rooms"]
+
+log = logging.getLogger("syncd.rooms")
+
+
+class DocumentNotFound(LookupError):
+    """The document does not exist and the caller may not create it."""
+
+
+class Rooms:
+    def __init__(
+        self, store: Store, commit: GroupCommit, settings: Settings, metrics: Metrics
+    ) -> None:
+        self.store = store
+        self.commit = commit
+        self.settings = settings
+        self.metrics = metrics
+        self._rooms: dict[DocKey, Room] = {}
+        self._loading: dict[DocKey, asyncio.Future[Room]] = {}
+        self._unload_timers: dict[DocKey, asyncio.TimerHandle] = {}
+        self._compacting: dict[DocKey, asyncio.Task[None]] = {}
+        self._closing = False
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def loaded(self) -> list[Room]:
+        return list(self._rooms.values())
+
+    def get_loaded(self, key: DocKey) -> Room | None:
+        return self._rooms.get(key)
+
+    async def acquire(self, key: DocKey, *, create: bool) -> Room:
+        """The loaded room for ``key``, loading it (once) if needed.
+
+        Raises:
+            DocumentNotFound: it does not exist and ``create`` is false.
+            StoreUnavailable: the database could not be read.
+        """
+        if self._closing:
+            raise StoreUnavailable("server is shutting down")
+        timer = self._unload_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        room = self._rooms.get(key)
+        if room is not None and room.state is RoomState.OPEN:
+            return room
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(key, create))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(key, None))
+        room = await asyncio.shield(pending)
+        if room.state is not RoomState.OPEN:  # it failed while we waited
+            return await self.acquire(key, create=create)
+        return room
+
+    async def _load(self, key: DocKey, create: bool) -> Room:
+        try:
+            loaded = await self.store.load(key)
+            if loaded is None:
+                if not create:
+                    raise DocumentNotFound(str(key))
+                await self.store.create(key)
+                loaded = await self.store.load(key)
+                assert loaded is not None
+            room = Room(
+                key,
+                self.commit,
+                max_pending_bytes=self.settings.room_pending_bytes,
+                compact_after_updates=self.settings.compact_after_updates,
+                compact_after_bytes=self.settings.compact_after_bytes,
+                on_compact=self._schedule_compaction,
+            )
+            room.restore(loaded)
+        except DocumentNotFound:
+            raise
+        except Exception:
+            self.metrics.load_failures.inc()
+            log.exception("doc %s: load failed", key)
+            raise
+        self._rooms[key] = room
+        self.metrics.documents.set(len(self._rooms))
+        return room
+
+    def release(self, room: Room) -> None:
+        """Called when a peer leaves: unload the room after the idle delay if nobody is left."""
+        if room.state is not RoomState.OPEN:
+            self._forget(room)
+            return
+        if room.peers or self._closing:
+            return
+        old = self._unload_timers.pop(room.key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._unload_timers[room.key] = loop.call_later(
+            self.settings.idle_unload_seconds, self._unload_if_idle, room
+        )
+
+    def _unload_if_idle(self, room: Room) -> None:
+        self._unload_timers.pop(room.key, None)
+        if self._rooms.get(room.key) is not room:
+            return
+        if not room.idle or room.key in self._compacting:
+            self.release(room)  # try again later
+            return
+        room.close(CloseCode.NORMAL, "unloaded")
+        self._forget(room)
+        log.debug("doc %s: unloaded", room.key)
+
+    def _forget(self, room: Room) -> None:
+        if self._rooms.get(room.key) is room:
+            del self._rooms[room.key]
+            self.metrics.documents.set(len(self._rooms))
+
+    # -- compaction ------------------------------------------------------------------------
+
+    def _schedule_compaction(self, room: Room) -> None:
+        if room.key in self._compacting or self._closing:
+            return
+        self._compacting[room.key] = asyncio.create_task(
+            self._compact(room), name=f"compact-{room.key}"
+        )
+
+    async def _compact(self, room: Room) -> None:
+        try:
+            upto = await self.store.compact(room.key)
+            room.compacted(upto)
+            self.metrics.compactions.inc()
+        except StoreUnavailable as exc:
+            log.warning("doc %s: compaction failed, will retry: %s", room.key, exc)
+        except Exception:
+            log.exception("doc %s: compaction failed", room.key)
+        finally:
+            self._compacting.pop(room.key, None)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Commit every queued update, then close all peers with 1001 (going away)."""
+        self._closing = True
+        for timer in self._unload_timers.values():
+            timer.cancel()
+        self._unload_timers.clear()
+        rooms = list(self._rooms.values())
+        await asyncio.gather(*(r.drain() for r in rooms), return_exceptions=True)
+        for room in rooms:
+            room.close(CloseCode.GOING_AWAY, "server shutting down")
+        if self._compacting:
+            await asyncio.gather(*self._compacting.values(), return_exceptions=True)
+        self._rooms.clear()
+        self.metrics.documents.set(0)

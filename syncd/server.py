@@ -1,0 +1,68 @@
+"""Running the app under uvicorn, with syncd's own graceful shutdown.
+
+On SIGTERM/SIGINT uvicorn would close every WebSocket with 1012 before the application hears
+of it. We first stop accepting, commit what is queued and close peers with 1001 (DESIGN.md
+§1.4: going away), then let uvicorn finish.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from .app import create_app
+from .daemon import Daemon
+from .settings import Settings
+
+__all__ = ["DaemonServer", "run"]
+
+log = logging.getLogger("syncd")
+
+
+class DaemonServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
+        super().__init__(config)
+        self.daemon = daemon
+
+    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        for server in self.servers:
+            server.close()
+        try:
+            await self.daemon.rooms.close()
+        except Exception:
+            log.exception("graceful close of documents failed")
+        await super().shutdown(sockets)
+
+
+def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        # Our own limit (4413) must trip before the WebSocket layer's (1009).
+        ws_max_size=settings.max_message_bytes * 2 + 4096,
+        ws_per_message_deflate=False,  # zlib contexts cost ~100 KiB per connection
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+
+
+def run(settings: Settings) -> None:
+    daemon = Daemon(settings)
+    app = create_app(settings, daemon)
+    server = DaemonServer(uvicorn_config(settings, app), daemon)
+    url = f"http://{settings.host}:{settings.port}"
+    db = settings.database_url or f"embedded SQLite in {settings.data_dir.resolve()}"
+    log.info("syncd on %s (database: %s)", url, db.split("@")[-1])
+    print(
+        f"syncd is serving {url}/ — documents at ws://{settings.host}:{settings.port}/v1/docs/"
+        f"OWNER/NAME — database: {db.split('@')[-1]}",
+        flush=True,
+    )
+    server.run()

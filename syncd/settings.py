@@ -1,0 +1,79 @@
+"""All configuration, read in one place: command-line flags over ``SYNCD_*`` environment variables
+over defaults. Nothing else in syncd reads the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    database_url: str | None = None  # None: SQLite in data_dir
+    data_dir: Path = Path(".syncd")
+    secret: str | None = None
+    public_key_file: Path | None = None  # PEM (Ed25519 or P-256): verify tokens issued elsewhere
+    redis_url: str | None = None
+    # Limits. A message above max_message_bytes closes its connection with 4413.
+    max_message_bytes: int = 8 * MiB
+    # A peer whose unsent messages exceed either bound is closed with 1013.
+    send_queue_messages: int = 4096
+    send_queue_bytes: int = 32 * MiB
+    # Updates received by a room and not yet committed; above this, readers wait (backpressure).
+    room_pending_bytes: int = 16 * MiB
+    # Storage policy.
+    commit_window_ms: float = 0.0
+    compact_after_updates: int = 500
+    compact_after_bytes: int = 4 * MiB
+    log_retention_seconds: float | None = 30 * 24 * 3600
+    sqlite_synchronous: str = "FULL"
+    # Lifecycle.
+    idle_unload_seconds: float = 30.0
+    shutdown_grace_seconds: float = 5.0
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'syncd.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``SYNCD_<FIELD>`` variables, then ``overrides`` that are not None."""
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"SYNCD_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for name in ("data_dir", "public_key_file"):
+            if name in values:
+                values[name] = Path(values[name])
+        return replace(cls(), **values)
+
+
+def _parse(name: str, raw: str) -> Any:
+    default = getattr(Settings(), name)
+    if name in {"port", "max_message_bytes", "send_queue_messages", "send_queue_bytes",
+                "room_pending_bytes", "compact_after_updates", "compact_after_bytes"}:
+        return int(raw)
+    if name in {"commit_window_ms", "idle_unload_seconds", "shutdown_grace_seconds"}:
+        return float(raw)
+    if name == "log_retention_seconds":
+        return None if raw.lower() in {"none", "forever"} else float(raw)
+    if isinstance(default, Path) or name in {"data_dir", "public_key_file"}:
+        return Path(raw)
+    return raw

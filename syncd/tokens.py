@@ -1,0 +1,105 @@
+"""Bearer tokens (JWT): verifying what clients present and minting tokens for development.
+
+HS256 with the shared secret by default. A deployment where another system issues tokens
+configures that system's public key instead (EdDSA or ES256), and syncd then only verifies.
+The accepted algorithms are fixed by the key type, never read from the token, so ``alg: none``
+or an HS256 token signed with a public key are refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from .docid import is_principal
+
+__all__ = ["Identity", "InvalidToken", "TokenKeys", "load_or_create_secret"]
+
+ROLES = ("user", "service", "admin")
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged or expired; ``str()`` is the reason to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    sub: str
+    tenant: str
+    role: str
+    exp: float
+
+    @property
+    def privileged(self) -> bool:
+        """Services and admins read every document of their tenant."""
+        return self.role in ("service", "admin")
+
+
+class TokenKeys:
+    def __init__(self, secret: str | None = None, public_key_pem: str | None = None) -> None:
+        if public_key_pem:
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+            key = load_pem_public_key(public_key_pem.encode())
+            self._verify_key: object = key
+            name = type(key).__name__
+            self._algorithms = ["EdDSA"] if "Ed25519" in name or "Ed448" in name else ["ES256"]
+            self._secret = None
+        elif secret:
+            self._verify_key = secret
+            self._algorithms = ["HS256"]
+            self._secret = secret
+        else:
+            raise ValueError("a secret or a public key is required")
+
+    def verify(self, token: str | None) -> Identity:
+        if not token:
+            raise InvalidToken("missing token")
+        try:
+            claims = jwt.decode(
+                token,
+                self._verify_key,  # type: ignore[arg-type]
+                algorithms=self._algorithms,
+                options={"require": ["sub", "exp"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("token expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise InvalidToken(f"invalid token: {exc}") from exc
+        sub = claims["sub"]
+        tenant = claims.get("tenant", "default")
+        role = claims.get("role", "user")
+        if not isinstance(sub, str) or not is_principal(sub):
+            raise InvalidToken("invalid token: bad sub")
+        if not isinstance(tenant, str) or not is_principal(tenant):
+            raise InvalidToken("invalid token: bad tenant")
+        if role not in ROLES:
+            raise InvalidToken(f"invalid token: unknown role {role!r}")
+        return Identity(sub, tenant, role, float(claims["exp"]))
+
+    def mint(
+        self, sub: str, *, tenant: str = "default", role: str = "user", ttl: float = 3600
+    ) -> str:
+        if self._secret is None:
+            raise ValueError("this daemon only verifies tokens (public key configured)")
+        if not is_principal(sub) or not is_principal(tenant) or role not in ROLES:
+            raise ValueError("invalid sub, tenant or role")
+        now = int(time.time())
+        claims = {"sub": sub, "tenant": tenant, "role": role, "iat": now, "exp": now + int(ttl)}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+
+def load_or_create_secret(data_dir: Path) -> tuple[str, bool]:
+    """The secret stored in ``data_dir`` (created on first use); returns (secret, created)."""
+    path = data_dir / "secret"
+    if path.exists():
+        return path.read_text().strip(), False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return secret, True
