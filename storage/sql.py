@@ -135,9 +135,9 @@ class SqlStore:
                 updated_at=now,
             )
             .on_conflict_do_nothing(index_elements=["tenant", "name"])
+            .returning(documents.c.id)
         )
-        result = await conn.execute(stmt)
-        return result.rowcount == 1
+        return (await conn.execute(stmt)).first() is not None
 
     async def _doc_row(self, conn: AsyncConnection, key: DocKey):  # type: ignore[no-untyped-def]
         stmt = select(documents).where(

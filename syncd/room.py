@@ -260,8 +260,11 @@ class Room:
             peer.close(CloseCode.INTERNAL_ERROR, "document failed, reconnect")
         self.peers.clear()
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str) -> list[Peer]:
+        """Close the room and its peers; returns the peers (to await their close frames)."""
         self.state = RoomState.CLOSED
-        for peer in tuple(self.peers):
+        peers = list(self.peers)
+        for peer in peers:
             peer.close(code, reason)
         self.peers.clear()
+        return peers

@@ -165,8 +165,9 @@ class Rooms:
         self._unload_timers.clear()
         rooms = list(self._rooms.values())
         await asyncio.gather(*(r.drain() for r in rooms), return_exceptions=True)
-        for room in rooms:
-            room.close(CloseCode.GOING_AWAY, "server shutting down")
+        reason = "server shutting down"
+        peers = [p for room in rooms for p in room.close(CloseCode.GOING_AWAY, reason)]
+        await asyncio.gather(*(p.wait_closed() for p in peers), return_exceptions=True)
         if self._compacting:
             await asyncio.gather(*self._compacting.values(), return_exceptions=True)
         self._rooms.clear()

@@ -125,6 +125,8 @@ class YClient:
             self.changed.set()
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.doc.unobserve(self._sub)
         if self.ws is not None:
             await self.ws.close()
         for t in self._tasks:
