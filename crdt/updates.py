@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pycrdt
 
-from .protocol import ProtocolError
+from .protocol import Decoder, ProtocolError
 
-__all__ = ["EMPTY_UPDATE", "merge", "state_vector", "validate_update"]
+__all__ = [
+    "EMPTY_UPDATE",
+    "decode_state_vector",
+    "merge",
+    "state_vector",
+    "validate_update",
+]
 
 # An update with no structs and an empty delete set: what Yjs sends when it has nothing new.
 EMPTY_UPDATE = b"\x00\x00"
@@ -26,6 +32,17 @@ def validate_update(update: bytes) -> None:
 
 def state_vector(update: bytes) -> bytes:
     return pycrdt.get_state(update)
+
+
+def decode_state_vector(sv: bytes) -> dict[int, int]:
+    """A state vector as {client id: clock}; its byte encoding is not canonical, this is."""
+    dec = Decoder(sv)
+    entries = {}
+    for _ in range(dec.read_var_uint()):
+        client = dec.read_var_uint()
+        entries[client] = dec.read_var_uint()
+    dec.expect_end()
+    return entries
 
 
 def merge(updates: list[bytes]) -> bytes:
