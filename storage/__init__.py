@@ -2,10 +2,11 @@
 
 from .commit import GroupCommit
 from .sql import SqlStore
-from .store import DocKey, LoadedDoc, NewUpdate, Store, StoreUnavailable
+from .store import DocKey, DocMeta, LoadedDoc, NewUpdate, Store, StoreUnavailable
 
 __all__ = [
     "DocKey",
+    "DocMeta",
     "GroupCommit",
     "LoadedDoc",
     "NewUpdate",

@@ -33,7 +33,24 @@ documents = Table(
     Column("size_bytes", BigInteger, nullable=False, default=0),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    # Access: "private" (owner only) or "shared" (owner + rows of syncd_grants).
+    Column("mode", String(8), nullable=False, default="private"),
+    # A deleted document keeps its row as a tombstone so that its id answers 4404, not "new".
+    Column("deleted_at", Double, nullable=True),
     UniqueConstraint("tenant", "name", name="syncd_documents_tenant_name"),
+)
+
+grants = Table(
+    "syncd_grants",
+    metadata,
+    Column(
+        "doc_id",
+        _BigId,
+        ForeignKey("syncd_documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("principal", String(64), primary_key=True),
+    Column("role", String(8), nullable=False),  # "viewer" | "editor"
 )
 
 updates = Table(

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from crdt.updates import merge
 
-from .schema import documents, migrate, snapshots, updates
-from .store import DocKey, LoadedDoc, NewUpdate, StoreUnavailable
+from .schema import documents, grants, migrate, snapshots, updates
+from .store import DocKey, DocMeta, LoadedDoc, NewUpdate, StoreUnavailable
 
 __all__ = ["SqlStore", "engine_url"]
 
@@ -133,6 +133,7 @@ class SqlStore:
                 size_bytes=0,
                 created_at=now,
                 updated_at=now,
+                mode="private",
             )
             .on_conflict_do_nothing(index_elements=["tenant", "name"])
             .returning(documents.c.id)
@@ -148,7 +149,7 @@ class SqlStore:
     async def load(self, key: DocKey) -> LoadedDoc | None:
         async with self._begin() as conn:
             doc = await self._doc_row(conn, key)
-            if doc is None:
+            if doc is None or doc.deleted_at is not None:
                 return None
             # One statement, so snapshot and tail come from one consistent view of the database
             # even if a compaction commits in between.
@@ -276,3 +277,61 @@ class SqlStore:
                 )
         log.debug("compacted %s up to seq %d (%d bytes)", key, loaded.seq, len(state))
         return loaded.seq
+
+    # -- metadata and access -------------------------------------------------------------------
+
+    async def meta(self, key: DocKey) -> DocMeta | None:
+        async with self._begin() as conn:
+            return await self._meta(conn, key)
+
+    async def _meta(self, conn: AsyncConnection, key: DocKey) -> DocMeta | None:
+        doc = await self._doc_row(conn, key)
+        if doc is None:
+            return None
+        rows = await conn.execute(
+            select(grants.c.principal, grants.c.role).where(grants.c.doc_id == doc.id)
+        )
+        return DocMeta(
+            key=key,
+            mode=doc.mode,
+            grants={p: r for p, r in rows},
+            seq=doc.seq,
+            size_bytes=doc.size_bytes,
+            created_at=doc.created_at,
+            updated_at=doc.updated_at,
+            deleted=doc.deleted_at is not None,
+        )
+
+    async def set_access(self, key: DocKey, mode: str, new_grants: Mapping[str, str]) -> DocMeta:
+        async with self._begin() as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None or doc.deleted_at is not None:
+                raise KeyError(str(key))
+            await conn.execute(
+                sa_update(documents).where(documents.c.id == doc.id).values(mode=mode)
+            )
+            await conn.execute(grants.delete().where(grants.c.doc_id == doc.id))
+            if new_grants:
+                await conn.execute(
+                    grants.insert(),
+                    [{"doc_id": doc.id, "principal": p, "role": r} for p, r in new_grants.items()],
+                )
+            meta = await self._meta(conn, key)
+        assert meta is not None
+        return meta
+
+    async def delete(self, key: DocKey) -> bool:
+        async with self._begin() as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None or doc.deleted_at is not None:
+                return False
+            now = time.time()
+            await conn.execute(updates.delete().where(updates.c.doc_id == doc.id))
+            await conn.execute(snapshots.delete().where(snapshots.c.doc_id == doc.id))
+            await conn.execute(grants.delete().where(grants.c.doc_id == doc.id))
+            await conn.execute(
+                sa_update(documents)
+                .where(documents.c.id == doc.id)
+                .values(deleted_at=now, updated_at=now, size_bytes=0, mode="private")
+            )
+        return True

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "DocKey",
+    "DocMeta",
     "LoadedDoc",
     "NewUpdate",
     "Store",
@@ -58,6 +59,24 @@ class LoadedDoc:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class DocMeta:
+    """A document's metadata and access settings (no content)."""
+
+    key: DocKey
+    mode: str  # "private" | "shared"
+    grants: dict[str, str]  # principal -> "viewer" | "editor"
+    seq: int
+    size_bytes: int
+    created_at: float
+    updated_at: float
+    deleted: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.key.name.split("/", 1)[0]
+
+
 @runtime_checkable
 class Store(Protocol):
     async def open(self) -> None:
@@ -85,3 +104,12 @@ class Store(Protocol):
 
     async def compact(self, key: DocKey) -> int:
         """Fold the log into the snapshot; return the seq the snapshot now covers."""
+
+    async def meta(self, key: DocKey) -> DocMeta | None:
+        """Metadata and access settings; ``None`` if it never existed (deleted ones are kept)."""
+
+    async def set_access(self, key: DocKey, mode: str, grants: Mapping[str, str]) -> DocMeta:
+        """Replace the access mode and grants (one transaction); ``KeyError`` if absent."""
+
+    async def delete(self, key: DocKey) -> bool:
+        """Drop the content, keep a tombstone; ``False`` if absent or already deleted."""

@@ -1,24 +1,42 @@
-"""Who may open a document, and how: the decision made once per connection.
+"""Who may do what with a document (DESIGN.md §1.3), decided once per connection.
 
-The decision for a connection is computed when it opens and kept on the connection (a
-:class:`Grant`), so checking each message costs an attribute read, not a query.
+:func:`decide` is a pure function of the caller's identity, the document id and its stored
+metadata. Its result, a :class:`Grant`, is kept on the connection, so checking each message
+costs an attribute read, not a query; an access change re-runs :func:`decide` for the live
+connections of that document (see ``Daemon.access_changed``).
+
+Rules:
+
+- ``OWNER/NAME`` belongs to ``OWNER``. Only the owner, or a service/admin of the tenant, may
+  bring it into being, which is what makes creating a document offline safe.
+- private (default): the owner only. shared: the owner plus each granted principal as
+  ``viewer`` (reads, presence; edits dropped) or ``editor``.
+- services and admins read and write every document of their tenant, under their own name.
+- everyone else is refused with the same answer whether or not the document exists, so a
+  refusal never tells that a document exists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from storage import DocKey
+from storage import DocKey, DocMeta, Store
 
-from .docid import DocId
+from .docid import DocId, InvalidDocId, is_principal
 from .peer import CloseCode
 from .tokens import Identity, InvalidToken, TokenKeys
 
-__all__ = ["Access", "Grant", "Refusal"]
+__all__ = ["MODES", "ROLES", "Access", "Grant", "Refusal", "decide", "validate_access"]
+
+MODES = ("private", "shared")
+ROLES = ("viewer", "editor")
+
+NO_ACCESS = "no access to this document"
 
 
 class Refusal(Exception):
-    """A connection or request is refused; ``code`` is the WebSocket close code (44xx)."""
+    """A refused connection or request; ``code`` is the WebSocket close code (44xx)."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
@@ -32,18 +50,70 @@ class Grant:
     key: DocKey
     readonly: bool
     may_create: bool
+    role: str  # "owner", "service", "admin", "editor" or "viewer"
+
+    @property
+    def may_manage(self) -> bool:
+        """May change the access settings or delete the document."""
+        return self.role in ("owner", "admin")
+
+
+def decide(identity: Identity, doc: DocId, meta: DocMeta | None) -> Grant:
+    """The caller's rights on ``doc`` given its metadata (``None``: it does not exist).
+
+    Raises:
+        Refusal: 4404 for a deleted document the caller could see, 4403 otherwise.
+    """
+    key = DocKey(identity.tenant, str(doc))
+    if identity.sub == doc.owner:
+        role = "owner"
+    elif identity.privileged:
+        role = identity.role
+    elif meta is not None and meta.mode == "shared" and identity.sub in meta.grants:
+        role = meta.grants[identity.sub]
+    else:
+        raise Refusal(CloseCode.FORBIDDEN, NO_ACCESS)
+    if meta is not None and meta.deleted:
+        raise Refusal(CloseCode.NOT_FOUND, "document deleted")
+    if role in ("viewer", "editor") and meta is None:
+        raise Refusal(CloseCode.FORBIDDEN, NO_ACCESS)
+    return Grant(
+        identity,
+        key,
+        readonly=role == "viewer",
+        may_create=role in ("owner", "service", "admin"),
+        role=role,
+    )
+
+
+def validate_access(owner: str, body: object) -> tuple[str, dict[str, str]]:
+    """Check a ``PUT …/access`` body; returns (mode, grants) or raises ``ValueError``."""
+    if not isinstance(body, Mapping):
+        raise ValueError("body must be a JSON object {mode, grants}")
+    mode = body.get("mode")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    grants = body.get("grants", {})
+    if not isinstance(grants, Mapping):
+        raise ValueError("grants must be an object {principal: role}")
+    out: dict[str, str] = {}
+    for principal, role in grants.items():
+        if not isinstance(principal, str) or not is_principal(principal):
+            raise ValueError(f"invalid principal {principal!r}")
+        if principal == owner:
+            raise ValueError("the owner cannot be granted a role: it owns the document")
+        if role not in ROLES:
+            raise ValueError(f"role of {principal} must be one of {', '.join(ROLES)}")
+        out[principal] = role
+    return mode, out
 
 
 class Access:
-    """Turns a bearer token and a document id into a :class:`Grant` or a :class:`Refusal`.
+    """Identity from tokens plus :func:`decide` over the stored metadata."""
 
-    The owner of ``OWNER/NAME`` is ``OWNER``: only the owner, or a service or admin of the
-    tenant, may bring the document into being, which is what makes creating a document offline
-    safe. Everyone else is refused (4403) with the same answer whether or not it exists.
-    """
-
-    def __init__(self, keys: TokenKeys) -> None:
+    def __init__(self, keys: TokenKeys, store: Store) -> None:
         self.keys = keys
+        self.store = store
 
     def identify(self, token: str | None) -> Identity:
         try:
@@ -53,7 +123,12 @@ class Access:
 
     async def authorize(self, token: str | None, doc: DocId) -> Grant:
         identity = self.identify(token)
-        key = DocKey(identity.tenant, str(doc))
-        if identity.sub == doc.owner or identity.privileged:
-            return Grant(identity, key, readonly=False, may_create=True)
-        raise Refusal(CloseCode.FORBIDDEN, "no access to this document")
+        meta = await self.store.meta(DocKey(identity.tenant, str(doc)))
+        return decide(identity, doc, meta)
+
+    @staticmethod
+    def parse_doc(owner: str, name: str) -> DocId:
+        try:
+            return DocId.of(owner, name)
+        except InvalidDocId as exc:
+            raise Refusal(CloseCode.MALFORMED, str(exc)) from exc

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
-from storage import GroupCommit, SqlStore, Store
+from storage import DocMeta, GroupCommit, SqlStore, Store
 
-from .access import Access, Grant
+from .access import Access, Grant, Refusal, decide
+from .docid import DocId
 from .metrics import Metrics
-from .peer import Peer
+from .peer import CloseCode, Peer
 from .rooms import Rooms
 from .settings import Settings
 from .tokens import TokenKeys, load_or_create_secret
@@ -31,7 +34,7 @@ class Daemon:
             self.store, window_ms=settings.commit_window_ms, on_commit=self.metrics.on_commit
         )
         self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
-        self.access = Access(self._token_keys(settings))
+        self.access = Access(self._token_keys(settings), self.store)
         self.peers: set[Peer] = set()
         self.metrics.send_queue_depth.set_function(lambda: sum(p.queued for p in self.peers))
         self.metrics.room_pending.set_function(
@@ -69,12 +72,38 @@ class Daemon:
         await self.store.close()
 
     def connected(self, peer: Peer, grant: Grant) -> None:
+        peer.identity = grant.identity
         self.peers.add(peer)
         self.metrics.connections.set(len(self.peers))
+        # A token is checked when a connection opens and again when it expires.
+        delay = max(0.0, grant.identity.exp - time.time())
+        peer.expiry = asyncio.get_running_loop().call_later(
+            delay, peer.close, CloseCode.UNAUTHORIZED, "token expired"
+        )
 
     def disconnected(self, peer: Peer) -> None:
+        if peer.expiry is not None:
+            peer.expiry.cancel()
+            peer.expiry = None
         self.peers.discard(peer)
         self.metrics.connections.set(len(self.peers))
+
+    def access_changed(self, meta: DocMeta) -> None:
+        """Re-decide every live connection of the document: revoke, downgrade, upgrade."""
+        room = self.rooms.get_loaded(meta.key)
+        if room is None:
+            return
+        doc = DocId.parse(meta.key.name)
+        for peer in list(room.peers):
+            if peer.identity is None:
+                continue
+            try:
+                grant = decide(peer.identity, doc, meta)
+            except Refusal:
+                peer.close(CloseCode.UNAUTHORIZED, "access revoked")
+                room.leave(peer)
+                continue
+            room.regrant(peer, grant.readonly)
 
     def count_sent(self, size: int) -> None:
         self.metrics.messages_sent.inc()

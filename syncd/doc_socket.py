@@ -27,8 +27,7 @@ from storage import StoreUnavailable
 
 from .access import Refusal
 from .daemon import Daemon
-from .docid import DocId, InvalidDocId
-from .peer import CloseCode, Peer
+from .peer import CloseCode, Peer, PeerState
 from .rooms import DocumentNotFound
 
 __all__ = ["doc_socket"]
@@ -60,11 +59,7 @@ async def doc_socket(ws: WebSocket) -> None:
     daemon: Daemon = ws.app.state.daemon
     await ws.accept()
     try:
-        doc_id = DocId.of(ws.path_params["owner"], ws.path_params["name"])
-    except InvalidDocId as exc:
-        await _refuse(ws, CloseCode.MALFORMED, str(exc))
-        return
-    try:
+        doc_id = daemon.access.parse_doc(ws.path_params["owner"], ws.path_params["name"])
         grant = await daemon.access.authorize(_bearer(ws), doc_id)
         room = await daemon.rooms.acquire(grant.key, create=grant.may_create)
     except Refusal as refusal:
@@ -118,7 +113,7 @@ async def _serve(ws: WebSocket, daemon: Daemon, room, peer: Peer) -> None:  # ty
     key = room.key
     while True:
         message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
+        if message["type"] == "websocket.disconnect" or peer.state is not PeerState.OPEN:
             return
         data = message.get("bytes")
         if data is None:

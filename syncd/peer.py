@@ -15,6 +15,10 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tokens import Identity
 
 __all__ = ["CloseCode", "Peer", "PeerState"]
 
@@ -60,7 +64,9 @@ class Peer:
         "awareness_ids",
         "close_code",
         "close_reason",
+        "expiry",
         "id",
+        "identity",
         "max_bytes",
         "max_messages",
         "on_sent",
@@ -97,6 +103,8 @@ class Peer:
         self.close_reason = ""
         self.awareness_ids: set[int] = set()  # awareness client ids this connection announced
         self.on_sent: Callable[[int], None] | None = None
+        self.identity: Identity | None = None
+        self.expiry: asyncio.TimerHandle | None = None  # closes the peer when its token expires
 
     def __repr__(self) -> str:
         return f"<Peer {self.id} {self.principal} {self.state.value}>"

@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pycrdt
 
-from crdt.awareness import AwarenessStates, decode_awareness, encode_awareness_update
+from crdt.awareness import (
+    AwarenessEntry,
+    AwarenessStates,
+    decode_awareness,
+    encode_awareness_update,
+)
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
 from crdt.updates import merge
 from storage import DocKey, GroupCommit, LoadedDoc, NewUpdate
 
-from .peer import CloseCode, Peer
+from .peer import CloseCode, Peer, PeerState
 
 __all__ = ["Room", "RoomState"]
 
@@ -68,6 +74,7 @@ class Room:
         self.doc = pycrdt.Doc()
         self.peers: set[Peer] = set()
         self.awareness = AwarenessStates()
+        self._awareness_holders: dict[int, Peer] = {}
         self.state = RoomState.OPEN
         self.seq = 0
         self.snapshot_seq = 0
@@ -122,6 +129,9 @@ class Room:
         if peer not in self.peers:
             return
         self.peers.discard(peer)
+        for cid in peer.awareness_ids:
+            if self._awareness_holders.get(cid) is peer:
+                del self._awareness_holders[cid]
         gone = self.awareness.remove(peer.awareness_ids)
         if gone:
             self._broadcast(encode_awareness(encode_awareness_update(gone)), None)
@@ -137,31 +147,66 @@ class Room:
         return encode_sync(SyncStep.STEP2, update)
 
     def awareness_from(self, peer: Peer, update: bytes) -> None:
-        entries = decode_awareness(update)  # raises ProtocolError
-        for e in entries:
-            if not e.removed:
-                peer.awareness_ids.add(e.client_id)
+        """Apply a peer's presence update and relay what changed.
+
+        A client id belongs to the connection that announced it; another connection of the same
+        principal may take it over (a client reconnecting), one of another principal may not
+        (its entries are dropped). Each state gets ``principal`` set from the token, so what
+        others see cannot be forged.
+        """
+        entries = []
+        for e in decode_awareness(update):  # raises ProtocolError
+            holder = self._awareness_holders.get(e.client_id)
+            if holder is not None and holder is not peer:
+                if holder.principal != peer.principal and holder in self.peers:
+                    continue
+                holder.awareness_ids.discard(e.client_id)
+            self._awareness_holders[e.client_id] = peer
+            peer.awareness_ids.add(e.client_id)
+            entries.append(_stamp(e, peer.principal))
         accepted = self.awareness.apply(entries)
         if accepted:
             self._broadcast(encode_awareness(encode_awareness_update(accepted)), peer)
+
+    def regrant(self, peer: Peer, readonly: bool) -> None:
+        """Apply a changed role to a live peer (DESIGN.md §1.4).
+
+        An upgraded viewer gets a sync step 1: it answers with everything we lack from it,
+        including the edits it made while its updates were being dropped, which its later
+        edits depend on.
+        """
+        was_readonly, peer.readonly = peer.readonly, readonly
+        if was_readonly and not readonly and peer in self.peers:
+            peer.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
 
     def awareness_message(self) -> bytes | None:
         live = self.awareness.live()
         return encode_awareness(encode_awareness_update(live)) if live else None
 
     async def ingest(
-        self, peer: Peer | None, update: bytes, principal: str, origin: str = "client"
-    ) -> asyncio.Future[int]:
-        """Queue a validated update for commit; returns a future of its seq.
+        self,
+        peer: Peer | None,
+        update: bytes,
+        principal: str,
+        origin: str = "client",
+        *,
+        ack: bool = False,
+    ) -> asyncio.Future[int] | None:
+        """Queue a validated update for commit; with ``ack``, returns a future of its seq.
 
         Waits while the room already holds ``max_pending_bytes`` of uncommitted updates, so a
         writer faster than the database is slowed down at its socket instead of filling memory.
+        Returns ``None`` without queueing if the peer lost its write access meanwhile.
         """
         while not self._space.is_set():
             await self._space.wait()
         if self.state is not RoomState.OPEN:
             raise RuntimeError(f"room {self.key} is {self.state.value}")
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if peer is not None and (peer.readonly or peer.state is not PeerState.OPEN):
+            return None  # downgraded or revoked while it waited
+        done: asyncio.Future[int] | None = (
+            asyncio.get_running_loop().create_future() if ack else None
+        )
         self._pending.append(_Incoming(peer, update, principal, origin, done))
         self._pending_bytes += len(update)
         if self._pending_bytes >= self._max_pending_bytes:
@@ -268,3 +313,17 @@ class Room:
             peer.close(code, reason)
         self.peers.clear()
         return peers
+
+
+def _stamp(entry: AwarenessEntry, principal: str) -> AwarenessEntry:
+    if entry.removed:
+        return entry
+    try:
+        state = json.loads(entry.state)
+    except ValueError as exc:
+        # Stock clients JSON.parse every state: relaying this would break them all.
+        raise ProtocolError("awareness state is not JSON") from exc
+    if not isinstance(state, dict):
+        return entry
+    state["principal"] = principal
+    return AwarenessEntry(entry.client_id, entry.clock, json.dumps(state, separators=(",", ":")))

@@ -83,7 +83,8 @@ class Rooms:
                     raise DocumentNotFound(str(key))
                 await self.store.create(key)
                 loaded = await self.store.load(key)
-                assert loaded is not None
+                if loaded is None:  # a tombstone: deleted documents are not re-created
+                    raise DocumentNotFound(str(key))
             room = Room(
                 key,
                 self.commit,
@@ -128,6 +129,15 @@ class Rooms:
         room.close(CloseCode.NORMAL, "unloaded")
         self._forget(room)
         log.debug("doc %s: unloaded", room.key)
+
+    async def drop(self, key: DocKey, code: int, reason: str) -> None:
+        """Close a loaded document's peers (e.g. 4404 after deletion) and unload it."""
+        room = self._rooms.get(key)
+        if room is None:
+            return
+        peers = room.close(code, reason)
+        self._forget(room)
+        await asyncio.gather(*(p.wait_closed() for p in peers), return_exceptions=True)
 
     def _forget(self, room: Room) -> None:
         if self._rooms.get(room.key) is room:

@@ -36,7 +36,8 @@ async def test_awareness_relayed_and_removed_on_disconnect(daemon):
         b = await YClient(url).connect()
         b.set_awareness({"user": "b", "cursor": [1, 2]})
         await a.wait_until(lambda: b.doc.client_id in a.awareness)
-        assert a.awareness[b.doc.client_id] == {"user": "b", "cursor": [1, 2]}
+        # The server stamps each state with the principal of the token it came with.
+        assert a.awareness[b.doc.client_id] == {"user": "b", "cursor": [1, 2], "principal": "alice"}
         # A late joiner receives the current states on connect.
         async with YClient(url) as c:
             await c.wait_until(lambda: b.doc.client_id in c.awareness)

@@ -211,3 +211,27 @@ async def test_concurrent_loads_share_one_room(store: Store, tmp_path):
     finally:
         await rooms.close()
         await commit.stop()
+
+
+async def test_access_settings_and_tombstones(store: Store):
+    key = DocKey("default", "alice/shared")
+    assert await store.meta(key) is None
+    await store.create(key)
+    meta = await store.meta(key)
+    assert meta.mode == "private" and meta.grants == {} and meta.owner == "alice"
+    meta = await store.set_access(key, "shared", {"bob": "viewer", "carol": "editor"})
+    assert meta.mode == "shared" and meta.grants == {"bob": "viewer", "carol": "editor"}
+    meta = await store.set_access(key, "shared", {"bob": "editor"})
+    assert meta.grants == {"bob": "editor"}
+    ups, _ = text_updates(3)
+    await store.append({key: [NewUpdate(u, "alice", "client") for u in ups]})
+    assert await store.delete(key) is True
+    assert await store.delete(key) is False
+    gone = await store.meta(key)
+    assert gone.deleted and gone.grants == {}
+    assert await store.load(key) is None
+    assert await store.create(key) is False  # the tombstone keeps the id taken
+    with pytest.raises(KeyError):
+        await store.set_access(key, "private", {})
+    with pytest.raises(KeyError):
+        await store.set_access(DocKey("default", "alice/none"), "private", {})

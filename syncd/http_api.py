@@ -1,0 +1,209 @@
+"""The documents HTTP API (DESIGN.md §1.6). JSON errors: ``{"error": code, "message": text}``.
+
+A document the caller may not see answers 404, exactly like one that does not exist, so the
+API never reveals that someone else's private document exists.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pycrdt
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from crdt.protocol import ProtocolError
+from crdt.schemas import Canvas, Journal
+from crdt.updates import merge, validate_update
+from storage import DocKey, DocMeta, StoreUnavailable
+
+from .access import Grant, Refusal, decide, validate_access
+from .daemon import Daemon
+from .docid import DocId
+from .peer import CloseCode
+from .rooms import DocumentNotFound
+
+__all__ = ["routes"]
+
+_STATUS = {
+    CloseCode.UNAUTHORIZED: 401,
+    CloseCode.FORBIDDEN: 404,  # not visible == not there
+    CloseCode.NOT_FOUND: 404,
+    CloseCode.MALFORMED: 400,
+}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+def _error(status: int, error: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status)
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query_params.get("token")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def meta_json(meta: DocMeta) -> dict[str, Any]:
+    return {
+        "id": meta.key.name,
+        "owner": meta.owner,
+        "mode": meta.mode,
+        "grants": dict(sorted(meta.grants.items())),
+        "seq": meta.seq,
+        "size_bytes": meta.size_bytes,
+        "created_at": _iso(meta.created_at),
+        "updated_at": _iso(meta.updated_at),
+    }
+
+
+async def _authorize(request: Request) -> tuple[Daemon, DocId, Grant, DocMeta | None]:
+    daemon: Daemon = request.app.state.daemon
+    try:
+        doc = daemon.access.parse_doc(request.path_params["owner"], request.path_params["name"])
+        identity = daemon.access.identify(_token(request))
+        meta = await daemon.store.meta(DocKey(identity.tenant, str(doc)))
+        grant = decide(identity, doc, meta)
+    except Refusal as refusal:
+        status = _STATUS.get(refusal.code, 403)
+        code = {401: "unauthorized", 400: "bad_request"}.get(status, "not_found")
+        message = refusal.reason if status != 404 else "no such document"
+        raise HttpError(status, code, message) from refusal
+    return daemon, doc, grant, meta
+
+
+def _handled(handler):  # type: ignore[no-untyped-def]
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except HttpError as exc:
+            return _error(exc.status, exc.error, exc.message)
+        except StoreUnavailable as exc:
+            return _error(503, "unavailable", f"storage unavailable: {exc}")
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+@_handled
+async def get_doc(request: Request) -> Response:
+    _, _, _, meta = await _authorize(request)
+    if meta is None:
+        raise HttpError(404, "not_found", "no such document")
+    return JSONResponse(meta_json(meta))
+
+
+@_handled
+async def put_access(request: Request) -> Response:
+    daemon, doc, grant, meta = await _authorize(request)
+    if not grant.may_manage:
+        raise HttpError(403, "forbidden", "only the owner or an admin may change access")
+    try:
+        mode, grants = validate_access(doc.owner, await request.json())
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise HttpError(400, "bad_request", str(exc)) from exc
+    if meta is None:
+        await daemon.store.create(grant.key)
+    meta = await daemon.store.set_access(grant.key, mode, grants)
+    daemon.access_changed(meta)
+    return JSONResponse(meta_json(meta))
+
+
+@_handled
+async def get_state(request: Request) -> Response:
+    daemon, _, grant, meta = await _authorize(request)
+    if meta is None:
+        raise HttpError(404, "not_found", "no such document")
+    room = daemon.rooms.get_loaded(grant.key)
+    if room is not None:
+        update = room.doc.get_update()
+    else:
+        loaded = await daemon.store.load(grant.key)
+        if loaded is None:
+            raise HttpError(404, "not_found", "no such document")
+        update = merge(([loaded.snapshot] if loaded.snapshot else []) + loaded.tail)
+    if "application/json" not in request.headers.get("accept", ""):
+        return Response(update, media_type="application/octet-stream")
+    doc = pycrdt.Doc()
+    doc.apply_update(update)
+    schema = doc.get("meta", type=pycrdt.Map).get("schema")
+    if schema == "journal/1":
+        content = Journal(doc).to_json()
+    elif schema == "canvas/1":
+        content = Canvas(doc).to_json()
+    else:
+        raise HttpError(
+            406,
+            "not_acceptable",
+            "a JSON view needs a known schema in meta.schema (journal/1, canvas/1); "
+            "ask for application/octet-stream",
+        )
+    return JSONResponse(content)
+
+
+@_handled
+async def post_update(request: Request) -> Response:
+    daemon, _, grant, _ = await _authorize(request)
+    if grant.readonly:
+        raise HttpError(403, "forbidden", "viewers cannot write")
+    limit = daemon.settings.max_message_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HttpError(413, "too_large", f"update over {limit} bytes")
+    try:
+        validate_update(bytes(body))
+    except ProtocolError as exc:
+        raise HttpError(400, "bad_request", str(exc)) from exc
+    try:
+        room = await daemon.rooms.acquire(grant.key, create=grant.may_create)
+    except DocumentNotFound as exc:
+        raise HttpError(404, "not_found", "no such document") from exc
+    origin = "service" if grant.identity.privileged else "http"
+    try:
+        done = await room.ingest(None, bytes(body), grant.identity.sub, origin, ack=True)
+        assert done is not None
+        seq = await done
+    except RuntimeError as exc:
+        raise HttpError(503, "unavailable", "document closed, retry") from exc
+    finally:
+        daemon.rooms.release(room)
+    return JSONResponse({"seq": seq})
+
+
+@_handled
+async def delete_doc(request: Request) -> Response:
+    daemon, _, grant, meta = await _authorize(request)
+    if not grant.may_manage:
+        raise HttpError(403, "forbidden", "only the owner or an admin may delete")
+    if meta is None:
+        raise HttpError(404, "not_found", "no such document")
+    await daemon.rooms.drop(grant.key, CloseCode.NOT_FOUND, "document deleted")
+    await daemon.store.delete(grant.key)
+    return Response(status_code=204)
+
+
+def routes() -> list[Route]:
+    doc = "/v1/docs/{owner}/{name}"
+    return [
+        Route(doc, get_doc, methods=["GET"]),
+        Route(doc, delete_doc, methods=["DELETE"]),
+        Route(doc + "/access", put_access, methods=["PUT"]),
+        Route(doc + "/state", get_state, methods=["GET"]),
+        Route(doc + "/updates", post_update, methods=["POST"]),
+    ]
+
