@@ -56,8 +56,9 @@ grants = Table(
 updates = Table(
     "syncd_updates",
     metadata,
-    # ``pos`` orders every stored update across the store (the change feed's position).
-    Column("pos", _BigId, primary_key=True, autoincrement=True),
+    # ``pos`` orders every stored update across the store in commit order (the change feed's
+    # position); it is allocated from ``syncd_feed_position``, see ``SqlStore.append``.
+    Column("pos", BigInteger, primary_key=True, autoincrement=False),
     Column("doc_id", _BigId, ForeignKey("syncd_documents.id", ondelete="CASCADE"), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("principal", String(64), nullable=False),
@@ -82,6 +83,17 @@ snapshots = Table(
     Column("at", Double, nullable=False),
 )
 
+# One row: the last allocated feed position. Appending transactions lock it first and hold it
+# until they commit, so positions become visible in order: once a position is visible, every
+# smaller one is committed (or was never used). An autoincrement key would not promise that on
+# Postgres, where a later key can commit before an earlier one.
+feed_position = Table(
+    "syncd_feed_position",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("pos", BigInteger, nullable=False),
+)
+
 schema_version = Table(
     "syncd_schema_version",
     metadata,
@@ -98,6 +110,8 @@ async def migrate(conn: AsyncConnection) -> None:
     the stored version, so a daemon upgrades its database on start.
     """
     await conn.run_sync(metadata.create_all)
+    if (await conn.execute(feed_position.select())).first() is None:
+        await conn.execute(feed_position.insert().values(id=1, pos=0))
     row = (await conn.execute(schema_version.select())).first()
     if row is None:
         await conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))

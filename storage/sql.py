@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from crdt.updates import merge
 
-from .schema import documents, grants, migrate, snapshots, updates
+from .schema import documents, feed_position, grants, migrate, snapshots, updates
 from .store import DocKey, DocMeta, LoadedDoc, NewUpdate, StoreUnavailable
 
 __all__ = ["SqlStore", "engine_url"]
@@ -185,8 +185,22 @@ class SqlStore:
         now = time.time()
         seqs: dict[DocKey, list[int]] = {}
         rows: list[dict[str, object]] = []
+        total = sum(len(items) for items in batch.values())
+        if total == 0:
+            return {key: [] for key in batch}
         async with self._begin() as conn:
-            # A fixed lock order, so two nodes appending to the same documents cannot deadlock.
+            # Feed positions first: the lock on this row is held until commit, which serialises
+            # the commits of concurrent appenders (other nodes) and so orders positions by commit.
+            # Then documents in a fixed order, so two appenders cannot deadlock.
+            last_pos = (
+                await conn.execute(
+                    sa_update(feed_position)
+                    .where(feed_position.c.id == 1)
+                    .values(pos=feed_position.c.pos + total)
+                    .returning(feed_position.c.pos)
+                )
+            ).scalar_one()
+            next_pos = last_pos - total + 1
             for key in sorted(batch):
                 items = batch[key]
                 if not items:
@@ -214,6 +228,7 @@ class SqlStore:
                 for offset, item in enumerate(items):
                     rows.append(
                         {
+                            "pos": next_pos,
                             "doc_id": doc_id,
                             "seq": first + offset,
                             "principal": item.principal,
@@ -222,6 +237,7 @@ class SqlStore:
                             "data": item.data,
                         }
                     )
+                    next_pos += 1
             if rows:
                 await conn.execute(updates.insert(), rows)
         return seqs
