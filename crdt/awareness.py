@@ -60,16 +60,20 @@ class AwarenessStates:
         # Removed clients keep their clock (as a "null" entry) so that a delayed older update
         # from them is recognised as stale.
 
+    def accepts(self, e: AwarenessEntry) -> bool:
+        """Whether ``e`` is newer than what we hold (y-protocols' rule)."""
+        current = self._states.get(e.client_id)
+        return (
+            current is None
+            or current.clock < e.clock
+            or (current.clock == e.clock and e.removed and not current.removed)
+        )
+
     def apply(self, entries: list[AwarenessEntry]) -> list[AwarenessEntry]:
         """Apply entries; return those that changed something (to relay to the other peers)."""
         accepted = []
         for e in entries:
-            current = self._states.get(e.client_id)
-            if (
-                current is None
-                or current.clock < e.clock
-                or (current.clock == e.clock and e.removed and not current.removed)
-            ):
+            if self.accepts(e):
                 self._states[e.client_id] = e
                 accepted.append(e)
         return accepted

@@ -149,20 +149,30 @@ class Room:
     def awareness_from(self, peer: Peer, update: bytes) -> None:
         """Apply a peer's presence update and relay what changed.
 
-        A client id belongs to the connection that announced it; another connection of the same
-        principal may take it over (a client reconnecting), one of another principal may not
-        (its entries are dropped). Each state gets ``principal`` set from the token, so what
-        others see cannot be forged.
+        Stock clients echo every awareness change they receive back to the server, other
+        clients' states included, with the clock unchanged; so stale entries are skipped before
+        anything else. A client id belongs to the connection whose newer, non-null state first
+        claimed it; a connection of the same principal may take it over (a client that
+        reconnected before we noticed its old socket died), one of another principal may not
+        touch it at all. Each state gets ``principal`` set from the token, so what others see
+        cannot be forged.
         """
         entries = []
         for e in decode_awareness(update):  # raises ProtocolError
+            if not self.awareness.accepts(e):
+                continue
             holder = self._awareness_holders.get(e.client_id)
+            if holder is not None and holder not in self.peers:
+                holder = None
             if holder is not None and holder is not peer:
-                if holder.principal != peer.principal and holder in self.peers:
+                if holder.principal != peer.principal:
                     continue
-                holder.awareness_ids.discard(e.client_id)
-            self._awareness_holders[e.client_id] = peer
-            peer.awareness_ids.add(e.client_id)
+                if not e.removed:  # a reconnected client takes its id over
+                    holder.awareness_ids.discard(e.client_id)
+                    holder = None
+            if holder is None and not e.removed:
+                self._awareness_holders[e.client_id] = peer
+                peer.awareness_ids.add(e.client_id)
             entries.append(_stamp(e, peer.principal))
         accepted = self.awareness.apply(entries)
         if accepted:
