@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pycrdt
 import pytest
 
@@ -71,12 +72,14 @@ class NodeClient:
         self._stderr_task = asyncio.create_task(self._drain_stderr())
 
     @classmethod
-    async def start(cls, node: str, daemon: RunningDaemon, doc: str, name: str) -> NodeClient:
-        owner = doc.split("/", 1)[0]
+    async def start(
+        cls, node: str, daemon: RunningDaemon, doc: str, name: str, principal: str | None = None
+    ) -> NodeClient:
+        principal = principal or doc.split("/", 1)[0]
         config = {
             "url": f"ws://127.0.0.1:{daemon.port}/v1/docs",
             "doc": doc,
-            "token": daemon.token(owner),
+            "token": daemon.token(principal),
             "name": name,
             "timeoutMs": NODE_WAIT_MS,
         }
@@ -378,3 +381,38 @@ async def test_offline_edits_converge_after_reconnect(any_daemon, node):
         finally:
             await py.close()
     assert_all_edits_present(content, ["py", "node-a", "node-b"], "|base|")
+
+
+async def test_stock_viewer_reads_live_but_its_edits_go_nowhere(any_daemon, node):
+    """Issue 3, acceptance 3: bob's stock y-websocket client as a viewer of alice's canvas."""
+    doc = "alice/canvas-1"
+    alice = any_daemon.token("alice")
+    auth = {"authorization": f"Bearer {alice}"}
+    async with httpx.AsyncClient(base_url=any_daemon.http) as http:
+        r = await http.put(
+            f"/v1/docs/{doc}/access",
+            json={"mode": "shared", "grants": {"bob": "viewer"}},
+            headers=auth,
+        )
+        assert r.status_code == 200
+        async with YClient(any_daemon.ws_url(doc, alice)) as py:
+            bob = await NodeClient.start(node, any_daemon, doc, "bob", principal="bob")
+            try:
+                py.doc.get("map", type=pycrdt.Map)["from_alice"] = "live"
+                await bob.send("wait-sv", state_vector(py.doc))
+                assert (await bob.dump())["map"]["from_alice"] == "live"
+                await bob.send("edit", [["map.set", "from_bob", "nope"]])
+                # Presence goes through, and after it (same socket, in order) the edit was seen
+                # and dropped by the server.
+                await bob.send("awareness", {"name": "bob"})
+                await py.wait_until(
+                    lambda: py.awareness.get(bob.client_id, {}).get("name") == "bob"
+                )
+                assert py.awareness[bob.client_id]["principal"] == "bob"
+                assert "from_bob" not in py.doc.get("map", type=pycrdt.Map).to_py()
+            finally:
+                await bob.close()
+        state = await http.get(f"/v1/docs/{doc}/state", headers=auth)
+        stored = pycrdt.Doc()
+        stored.apply_update(state.content)
+        assert stored.get("map", type=pycrdt.Map).to_py() == {"from_alice": "live"}
