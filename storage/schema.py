@@ -37,6 +37,9 @@ documents = Table(
     Column("mode", String(8), nullable=False, default="private"),
     # A deleted document keeps its row as a tombstone so that its id answers 4404, not "new".
     Column("deleted_at", Double, nullable=True),
+    # The highest feed position removed from the log by retention: a feed subscriber whose
+    # cursor is below it missed updates of this document and gets a reset instead.
+    Column("pruned_pos", BigInteger, nullable=False, default=0),
     UniqueConstraint("tenant", "name", name="syncd_documents_tenant_name"),
 )
 
@@ -79,6 +82,7 @@ snapshots = Table(
         primary_key=True,
     ),
     Column("upto_seq", BigInteger, nullable=False),
+    Column("upto_pos", BigInteger, nullable=False),  # feed position of the update at upto_seq
     Column("state", LargeBinary, nullable=False),
     Column("at", Double, nullable=False),
 )

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -81,12 +81,22 @@ class SqlStore:
 
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+                # The sqlite3 module only opens a transaction before writes, so each SELECT
+                # would see its own snapshot; emit BEGIN ourselves (below) instead.
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute(f"PRAGMA synchronous={synchronous}")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA busy_timeout=10000")
                 cur.close()
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+                # Writers take the write lock up front: a read transaction that later writes
+                # fails at once (no busy wait) if another writer committed meanwhile.
+                write = conn.get_execution_options().get("syncd_write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         else:
             engine = create_async_engine(
                 self.url, pool_size=8, max_overflow=4, pool_pre_ping=True, pool_timeout=10
@@ -101,19 +111,28 @@ class SqlStore:
             self._engine = None
 
     @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+    async def _begin(
+        self, *, write: bool = True, snapshot: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A transaction. ``write=False`` for read-only ones; ``snapshot``: all its reads see
+        one state (Postgres REPEATABLE READ; SQLite transactions always do)."""
         if self._engine is None:
             raise StoreUnavailable("store is not open")
         try:
-            async with self._engine.begin() as conn:
-                yield conn
+            async with self._engine.connect() as conn:
+                if write and self.dialect == "sqlite":
+                    await conn.execution_options(syncd_write=True)
+                if snapshot and self.dialect == "postgresql":
+                    await conn.execution_options(isolation_level="REPEATABLE READ")
+                async with conn.begin():
+                    yield conn
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def ping(self) -> None:
-        async with self._begin() as conn:
+        async with self._begin(write=False) as conn:
             await conn.execute(text("SELECT 1"))
 
     # -- documents -------------------------------------------------------------------------
@@ -134,6 +153,7 @@ class SqlStore:
                 created_at=now,
                 updated_at=now,
                 mode="private",
+                pruned_pos=0,
             )
             .on_conflict_do_nothing(index_elements=["tenant", "name"])
             .returning(documents.c.id)
@@ -147,7 +167,7 @@ class SqlStore:
         return (await conn.execute(stmt)).first()
 
     async def load(self, key: DocKey) -> LoadedDoc | None:
-        async with self._begin() as conn:
+        async with self._begin(write=False, snapshot=True) as conn:
             doc = await self._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 return None
@@ -156,10 +176,10 @@ class SqlStore:
             rows = (
                 await conn.execute(
                     text(
-                        "SELECT 0 AS part, upto_seq AS seq, state AS data FROM syncd_snapshots"
-                        " WHERE doc_id = :id"
+                        "SELECT 0 AS part, upto_seq AS seq, upto_pos AS pos, state AS data"
+                        " FROM syncd_snapshots WHERE doc_id = :id"
                         " UNION ALL"
-                        " SELECT 1 AS part, seq, data FROM syncd_updates WHERE doc_id = :id"
+                        " SELECT 1 AS part, seq, pos, data FROM syncd_updates WHERE doc_id = :id"
                         " AND seq > COALESCE("
                         "(SELECT upto_seq FROM syncd_snapshots WHERE doc_id = :id), 0)"
                         " ORDER BY part, seq"
@@ -170,14 +190,16 @@ class SqlStore:
         snapshot: bytes | None = None
         snapshot_seq = 0
         tail: list[bytes] = []
-        seq = 0
-        for part, row_seq, data in rows:
+        seq = pos = 0
+        for part, row_seq, row_pos, data in rows:
             if part == 0:
-                snapshot, snapshot_seq, seq = bytes(data), row_seq, row_seq
+                snapshot, snapshot_seq = bytes(data), row_seq
             else:
                 tail.append(bytes(data))
-                seq = row_seq
-        return LoadedDoc(snapshot, snapshot_seq, tail, seq, doc.created_at, doc.updated_at)
+            seq, pos = row_seq, row_pos
+        return LoadedDoc(
+            snapshot, snapshot_seq, tail, seq, doc.created_at, doc.updated_at, pos=pos
+        )
 
     async def append(
         self, batch: Mapping[DocKey, Sequence[NewUpdate]]
@@ -258,15 +280,16 @@ class SqlStore:
             # The log is append-only, so the state of seqs <= loaded.seq never changes: writing it
             # in a second transaction is safe. The guard keeps a newer snapshot from a racing
             # compaction.
+            values = {"upto_seq": loaded.seq, "upto_pos": loaded.pos, "state": state, "at": now}
             result = await conn.execute(
                 sa_update(snapshots)
                 .where(snapshots.c.doc_id == doc.id, snapshots.c.upto_seq < loaded.seq)
-                .values(upto_seq=loaded.seq, state=state, at=now)
+                .values(**values)
             )
             if result.rowcount == 0:
                 await conn.execute(
                     self._insert(snapshots)
-                    .values(doc_id=doc.id, upto_seq=loaded.seq, state=state, at=now)
+                    .values(doc_id=doc.id, **values)
                     .on_conflict_do_nothing(index_elements=["doc_id"])
                 )
             tail_size = (
@@ -284,20 +307,28 @@ class SqlStore:
                 .values(snapshot_seq=loaded.seq, size_bytes=len(state) + int(tail_size))
             )
             if self.retention_seconds is not None:
-                await conn.execute(
-                    updates.delete().where(
-                        updates.c.doc_id == doc.id,
-                        updates.c.seq <= loaded.seq,
-                        updates.c.at < now - self.retention_seconds,
-                    )
+                expired = (
+                    updates.c.doc_id == doc.id,
+                    updates.c.seq <= loaded.seq,
+                    updates.c.at < now - self.retention_seconds,
                 )
+                pruned = (
+                    await conn.execute(select(func.max(updates.c.pos)).where(*expired))
+                ).scalar_one()
+                if pruned is not None:
+                    await conn.execute(updates.delete().where(*expired))
+                    await conn.execute(
+                        sa_update(documents)
+                        .where(documents.c.id == doc.id, documents.c.pruned_pos < pruned)
+                        .values(pruned_pos=pruned)
+                    )
         log.debug("compacted %s up to seq %d (%d bytes)", key, loaded.seq, len(state))
         return loaded.seq
 
     # -- metadata and access -------------------------------------------------------------------
 
     async def meta(self, key: DocKey) -> DocMeta | None:
-        async with self._begin() as conn:
+        async with self._begin(write=False) as conn:
             return await self._meta(conn, key)
 
     async def _meta(self, conn: AsyncConnection, key: DocKey) -> DocMeta | None:

@@ -57,6 +57,7 @@ class LoadedDoc:
     seq: int  # the seq of the last update in ``tail`` (or ``snapshot_seq`` if it is empty)
     created_at: float
     updated_at: float
+    pos: int = 0  # the feed position of that last update
 
 
 @dataclass(frozen=True, slots=True)
