@@ -41,8 +41,9 @@ async def test_restart_serves_the_same_document(tmp_path, database_url):
                 a.doc.get("a", type=pycrdt.Array).extend([1, 2, 3])
             text = b.doc.get("t", type=pycrdt.Text)
             text += "héllo wörld"
-            await a.wait_until(lambda: _state(a.doc) == _state(b.doc))
-            await b.wait_until(lambda: _state(a.doc) == _state(b.doc))
+            want = {"m": {"k": "v"}, "t": "héllo wörld", "a": [1.0, 2.0, 3.0]}
+            await a.wait_until(lambda: _state(a.doc) == want)
+            await b.wait_until(lambda: _state(b.doc) == want)
             before = _state(a.doc)
         assert proc.terminate() in (0, -15)
         proc.start()
