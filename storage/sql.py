@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from crdt.updates import merge
 
+from .feed import FeedPage, read_feed_page
 from .schema import documents, feed_position, grants, migrate, snapshots, updates
 from .store import DocKey, DocMeta, LoadedDoc, NewUpdate, StoreUnavailable
 
@@ -382,3 +383,11 @@ class SqlStore:
                 .values(deleted_at=now, updated_at=now, size_bytes=0, mode="private")
             )
         return True
+
+    # -- change feed ---------------------------------------------------------------------------
+
+    async def read_feed(
+        self, tenant: str, after: int, *, prefix: str | None = None, limit: int = 100
+    ) -> FeedPage:
+        async with self._begin(write=False, snapshot=True) as conn:
+            return await read_feed_page(conn, tenant, after, prefix, limit)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .feed import FeedPage
 
 __all__ = [
     "DocKey",
@@ -114,3 +117,9 @@ class Store(Protocol):
 
     async def delete(self, key: DocKey) -> bool:
         """Drop the content, keep a tombstone; ``False`` if absent or already deleted."""
+
+    async def read_feed(
+        self, tenant: str, after: int, *, prefix: str | None = None, limit: int = 100
+    ) -> FeedPage:
+        """Stored updates of ``tenant`` after feed position ``after``, in position order
+        (see ``storage/feed.py`` for the guarantees and resets)."""
