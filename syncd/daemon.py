@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from storage import DocMeta, GroupCommit, SqlStore, Store
 
 from .access import Access, Grant, Refusal, decide
+from .commit_signal import CommitSignal
 from .docid import DocId
 from .metrics import Metrics
 from .peer import CloseCode, Peer
@@ -30,9 +32,12 @@ class Daemon:
             retention_seconds=settings.log_retention_seconds,
             sqlite_synchronous=settings.sqlite_synchronous,
         )
+        self.commits = CommitSignal()
         self.commit = GroupCommit(
-            self.store, window_ms=settings.commit_window_ms, on_commit=self.metrics.on_commit
+            self.store, window_ms=settings.commit_window_ms, on_commit=self._committed
         )
+        # Decodes feed events into semantic changes (format=changes); set by the feed module.
+        self.feed_changes: Callable[[list, list], None] | None = None
         self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
         self.access = Access(self._token_keys(settings), self.store)
         self.peers: set[Peer] = set()
@@ -70,6 +75,10 @@ class Daemon:
         await self.rooms.close()
         await self.commit.stop()
         await self.store.close()
+
+    def _committed(self, count: int, seconds: float) -> None:
+        self.metrics.on_commit(count, seconds)
+        self.commits.notify()
 
     def connected(self, peer: Peer, grant: Grant) -> None:
         peer.identity = grant.identity

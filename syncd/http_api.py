@@ -7,7 +7,6 @@ API never reveals that someone else's private document exists.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pycrdt
@@ -25,6 +24,7 @@ from .daemon import Daemon
 from .docid import DocId
 from .peer import CloseCode
 from .rooms import DocumentNotFound
+from .timefmt import iso_time
 
 __all__ = ["routes"]
 
@@ -53,10 +53,6 @@ def _token(request: Request) -> str | None:
     return request.query_params.get("token")
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def meta_json(meta: DocMeta) -> dict[str, Any]:
     return {
         "id": meta.key.name,
@@ -65,8 +61,8 @@ def meta_json(meta: DocMeta) -> dict[str, Any]:
         "grants": dict(sorted(meta.grants.items())),
         "seq": meta.seq,
         "size_bytes": meta.size_bytes,
-        "created_at": _iso(meta.created_at),
-        "updated_at": _iso(meta.updated_at),
+        "created_at": iso_time(meta.created_at),
+        "updated_at": iso_time(meta.updated_at),
     }
 
 

@@ -30,7 +30,7 @@ from crdt.awareness import (
     encode_awareness_update,
 )
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
-from crdt.updates import merge
+from crdt.updates import EMPTY_UPDATE, merge
 from storage import DocKey, GroupCommit, LoadedDoc, NewUpdate
 
 from .peer import CloseCode, Peer, PeerState
@@ -217,6 +217,11 @@ class Room:
         done: asyncio.Future[int] | None = (
             asyncio.get_running_loop().create_future() if ack else None
         )
+        if update == EMPTY_UPDATE:
+            # Clients answer every sync step 1 with a step 2, mostly empty: nothing to store.
+            if done is not None:
+                done.set_result(self.seq)
+            return done
         self._pending.append(_Incoming(peer, update, principal, origin, done))
         self._pending_bytes += len(update)
         if self._pending_bytes >= self._max_pending_bytes:

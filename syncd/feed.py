@@ -1,0 +1,216 @@
+"""The change feed for services (DESIGN.md §1.7): HTTP long-poll and WebSocket push.
+
+``GET /v1/feed?after=CURSOR&prefix=OWNER/…&limit=N&wait=SECONDS&format=updates|changes``
+answers ``{"events": [...], "next": CURSOR}`` (msgpack; JSON with base64 updates when the client
+accepts ``application/json``). ``ws://…/v1/feed?after=CURSOR`` pushes the same pages as they are
+committed. Services and admins only; a tenant's documents only.
+
+Cursors are opaque strings; inside they are feed positions (see ``storage/feed.py`` for why a
+position, once visible, is never followed by a smaller one). ``next`` is always present: pass it
+back as ``after``, also when ``events`` is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from storage import FeedEvent, FeedPage, StoreUnavailable
+
+from .access import Refusal
+from .daemon import Daemon
+from .peer import CloseCode
+from .timefmt import iso_time
+from .tokens import Identity
+
+__all__ = ["decode_cursor", "encode_cursor", "feed_http", "feed_socket"]
+
+log = logging.getLogger("syncd.feed")
+
+MAX_LIMIT = 1000
+MAX_WAIT = 60.0
+# Commits on other nodes do not reach our CommitSignal: look again at least this often.
+POLL_INTERVAL = 1.0
+
+
+def encode_cursor(pos: int) -> str:
+    return f"c{pos:x}"
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """``None`` (no ``after``) means the oldest retained position."""
+    if not cursor:
+        return 0
+    if not cursor.startswith("c"):
+        raise ValueError(f"invalid cursor {cursor!r}")
+    try:
+        pos = int(cursor[1:], 16)
+    except ValueError as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
+    if pos < 0:
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return pos
+
+
+def event_json(event: FeedEvent, *, binary: bool) -> dict[str, Any]:
+    data: Any = event.data if binary else base64.b64encode(event.data).decode()
+    out: dict[str, Any] = {
+        "type": event.type,
+        "cursor": encode_cursor(event.pos),
+        "doc": event.doc,
+        "seq": event.seq,
+        "at": iso_time(event.at),
+    }
+    if event.type == "update":
+        out["principal"] = event.principal
+        out["update"] = data
+    else:
+        out["state"] = data
+    return out
+
+
+class FeedQuery:
+    """The parameters of a feed read, validated."""
+
+    def __init__(self, params: Any) -> None:
+        try:
+            self.after = decode_cursor(params.get("after"))
+            self.limit = int(params.get("limit", 100))
+            self.wait = float(params.get("wait", 0))
+        except ValueError as exc:
+            raise ValueError(str(exc) if "cursor" in str(exc) else "bad limit or wait") from exc
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+        if not 0 <= self.wait <= MAX_WAIT:
+            raise ValueError(f"wait must be between 0 and {MAX_WAIT} seconds")
+        self.prefix = params.get("prefix") or None
+        self.format = params.get("format", "updates")
+        if self.format not in ("updates", "changes"):
+            raise ValueError("format must be updates or changes")
+
+
+def _identify(daemon: Daemon, token: str | None) -> Identity:
+    identity = daemon.access.identify(token)  # raises Refusal(4401)
+    if not identity.privileged:
+        raise Refusal(CloseCode.FORBIDDEN, "the feed is for services and admins")
+    return identity
+
+
+async def read_page(daemon: Daemon, tenant: str, q: FeedQuery, after: int) -> FeedPage:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + q.wait
+    while True:
+        mark = daemon.commits.mark()
+        page = await daemon.store.read_feed(tenant, after, prefix=q.prefix, limit=q.limit)
+        left = deadline - loop.time()
+        if page.events or left <= 0:
+            return page
+        await daemon.commits.wait(mark, min(left, POLL_INTERVAL))
+
+
+def render_page(page: FeedPage, q: FeedQuery, *, binary: bool, decode: Callable | None) -> dict:
+    events = [event_json(e, binary=binary) for e in page.events]
+    if q.format == "changes" and decode is not None:
+        decode(page.events, events)
+    return {"events": events, "next": encode_cursor(page.next_pos)}
+
+
+def _token(headers: Any, params: Any) -> str | None:
+    header = headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return params.get("token")
+
+
+async def feed_http(request: Request) -> Response:
+    daemon: Daemon = request.app.state.daemon
+    try:
+        identity = _identify(daemon, _token(request.headers, request.query_params))
+    except Refusal as refusal:
+        status = 401 if refusal.code == CloseCode.UNAUTHORIZED else 403
+        error = "unauthorized" if status == 401 else "forbidden"
+        return JSONResponse({"error": error, "message": refusal.reason}, status_code=status)
+    try:
+        q = FeedQuery(request.query_params)
+    except ValueError as exc:
+        return JSONResponse({"error": "bad_request", "message": str(exc)}, status_code=400)
+    try:
+        page = await read_page(daemon, identity.tenant, q, q.after)
+    except StoreUnavailable as exc:
+        return JSONResponse(
+            {"error": "unavailable", "message": f"storage unavailable: {exc}"}, status_code=503
+        )
+    wants_json = "application/json" in request.headers.get("accept", "")
+    body = render_page(page, q, binary=not wants_json, decode=daemon.feed_changes)
+    if wants_json:
+        return JSONResponse(body)
+    return Response(msgpack.packb(body, use_bin_type=True), media_type="application/msgpack")
+
+
+async def feed_socket(ws: WebSocket) -> None:
+    """Push pages as they are committed: one frame per page (msgpack; ``encoding=json`` for
+    JSON text frames). A page is read only after the previous one was written, so a slow
+    subscriber slows its own reads instead of queueing pages in memory."""
+    daemon: Daemon = ws.app.state.daemon
+    await ws.accept()
+    try:
+        identity = _identify(daemon, _token(ws.headers, ws.query_params))
+        q = FeedQuery(ws.query_params)
+    except Refusal as refusal:
+        await _close(ws, refusal.code, refusal.reason)
+        return
+    except ValueError as exc:
+        await _close(ws, CloseCode.MALFORMED, str(exc))
+        return
+    as_json = ws.query_params.get("encoding") == "json"
+    gone = asyncio.Event()
+
+    async def watch_disconnect() -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass
+        gone.set()
+
+    watcher = asyncio.create_task(watch_disconnect())
+    after = q.after
+    try:
+        while not gone.is_set():
+            mark = daemon.commits.mark()
+            try:
+                page = await daemon.store.read_feed(
+                    identity.tenant, after, prefix=q.prefix, limit=q.limit
+                )
+            except StoreUnavailable as exc:
+                await _close(ws, CloseCode.TRY_AGAIN_LATER, f"storage unavailable: {exc}")
+                return
+            if page.events:
+                body = render_page(page, q, binary=not as_json, decode=daemon.feed_changes)
+                if as_json:
+                    await ws.send_text(json.dumps(body))
+                else:
+                    await ws.send_bytes(msgpack.packb(body, use_bin_type=True))
+            after = page.next_pos
+            if len(page.events) < q.limit:
+                await daemon.commits.wait(mark, POLL_INTERVAL)
+    except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+        log.debug("feed subscriber left: %r", exc)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"error": int(code), "message": reason}))
+        await ws.close(code, reason[:120])
