@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from storage import StoreUnavailable
 
-from . import http_api
+from . import feed, http_api
 from .daemon import Daemon
 from .doc_socket import doc_socket
 from .settings import Settings
@@ -73,6 +73,8 @@ def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         WebSocketRoute("/v1/docs/{owner}/{name}", doc_socket),
+        Route("/v1/feed", feed.feed_http, methods=["GET"]),
+        WebSocketRoute("/v1/feed", feed.feed_socket),
         *http_api.routes(),
     ]
     if (PWA_DIST / "index.html").exists():
