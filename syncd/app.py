@@ -19,6 +19,7 @@ from . import feed, http_api
 from .daemon import Daemon
 from .doc_socket import doc_socket
 from .settings import Settings
+from .sync_socket import sync_socket
 
 __all__ = ["create_app"]
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         WebSocketRoute("/v1/docs/{owner}/{name}", doc_socket),
+        WebSocketRoute("/v1/sync", sync_socket),
         Route("/v1/feed", feed.feed_http, methods=["GET"]),
         WebSocketRoute("/v1/feed", feed.feed_socket),
         *http_api.routes(),
