@@ -17,6 +17,7 @@ from storage import StoreUnavailable
 
 from . import feed, http_api
 from .daemon import Daemon
+from .dev_login import dev_login
 from .doc_socket import doc_socket
 from .settings import Settings
 from .sync_socket import sync_socket
@@ -79,6 +80,8 @@ def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
         WebSocketRoute("/v1/feed", feed.feed_socket),
         *http_api.routes(),
     ]
+    if settings.dev_login:
+        routes.append(Route("/v1/dev/login", dev_login, methods=["POST"]))
     if (PWA_DIST / "index.html").exists():
         routes.append(Mount("/", StaticFiles(directory=PWA_DIST, html=True), name="pwa"))
     else:

@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data-dir", help="data directory (SYNCD_DATA_DIR, default ./.syncd)")
     serve.add_argument("--log-level", help="debug, info, warning (SYNCD_LOG_LEVEL)")
+    serve.add_argument(
+        "--dev-login",
+        action="store_true",
+        default=None,
+        help="development only: POST /v1/dev/login mints a token for any name (SYNCD_DEV_LOGIN)",
+    )
 
     token = sub.add_parser("token", help="print a signed token for development and scripts")
     token.add_argument("--sub", required=True, help="principal id")
@@ -43,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             database_url=args.database_url,
             data_dir=args.data_dir,
             log_level=args.log_level,
+            dev_login=args.dev_login,
         )
         logging.basicConfig(
             level=settings.log_level.upper(),

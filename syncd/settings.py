@@ -39,6 +39,8 @@ class Settings:
     idle_unload_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
     log_level: str = "info"
+    # Development only: POST /v1/dev/login mints a token for any typed name.
+    dev_login: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,6 +74,8 @@ def _parse(name: str, raw: str) -> Any:
         return int(raw)
     if name in {"commit_window_ms", "idle_unload_seconds", "shutdown_grace_seconds"}:
         return float(raw)
+    if name == "dev_login":
+        return raw.lower() in {"1", "true", "yes", "on"}
     if name == "log_retention_seconds":
         return None if raw.lower() in {"none", "forever"} else float(raw)
     if isinstance(default, Path) or name in {"data_dir", "public_key_file"}:

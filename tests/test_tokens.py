@@ -84,3 +84,27 @@ def test_cli_token_uses_the_daemons_key(tmp_path):
     assert TokenKeys(secret=secret).verify(token).role == "admin"
     settings = Settings.from_env({"SYNCD_PORT": "9999", "SYNCD_LOG_RETENTION_SECONDS": "forever"})
     assert settings.port == 9999 and settings.log_retention_seconds is None
+
+
+@pytest.mark.anyio
+async def test_dev_login_only_when_enabled(settings):
+    from dataclasses import replace
+
+    import httpx
+
+    from tests.support.servers import start_daemon
+
+    for enabled in (False, True):
+        running = await start_daemon(replace(settings, dev_login=enabled))
+        try:
+            async with httpx.AsyncClient(base_url=running.http) as http:
+                r = await http.post("/v1/dev/login", json={"name": "alice"})
+                if not enabled:
+                    assert r.status_code in (404, 405)
+                    continue
+                assert r.status_code == 200 and r.json()["sub"] == "alice"
+                assert running.daemon.access.keys.verify(r.json()["token"]).sub == "alice"
+                bad = await http.post("/v1/dev/login", json={"name": "no spaces"})
+                assert bad.status_code == 400
+        finally:
+            await running.stop()
