@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import case, event, func, select, text
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -67,6 +67,7 @@ class SqlStore:
         self.retention_seconds = retention_seconds
         self._sqlite_synchronous = sqlite_synchronous
         self._engine: AsyncEngine | None = None
+        self._ids: dict[DocKey, int] = {}  # document row ids, which never change
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
 
@@ -206,15 +207,15 @@ class SqlStore:
         self, batch: Mapping[DocKey, Sequence[NewUpdate]]
     ) -> dict[DocKey, list[int]]:
         now = time.time()
-        seqs: dict[DocKey, list[int]] = {}
-        rows: list[dict[str, object]] = []
+        batch = {key: items for key, items in batch.items() if items}
+        seqs: dict[DocKey, list[int]] = {key: [] for key in batch}
         total = sum(len(items) for items in batch.values())
         if total == 0:
-            return {key: [] for key in batch}
+            return seqs
         async with self._begin() as conn:
             # Feed positions first: the lock on this row is held until commit, which serialises
-            # the commits of concurrent appenders (other nodes) and so orders positions by commit.
-            # Then documents in a fixed order, so two appenders cannot deadlock.
+            # the commits of concurrent appenders (other nodes) and so orders positions by commit
+            # (and, taken first by everyone, it also rules out deadlocks on document rows).
             last_pos = (
                 await conn.execute(
                     sa_update(feed_position)
@@ -223,31 +224,28 @@ class SqlStore:
                     .returning(feed_position.c.pos)
                 )
             ).scalar_one()
+            ids = await self._doc_ids(conn, batch.keys(), now)
+            # One statement bumps every document's seq, whatever the batch size.
+            counts = {ids[key]: len(items) for key, items in batch.items()}
+            sizes = {ids[key]: sum(len(u.data) for u in items) for key, items in batch.items()}
+            bumped = await conn.execute(
+                sa_update(documents)
+                .where(documents.c.id.in_(list(counts)))
+                .values(
+                    seq=documents.c.seq + case(counts, value=documents.c.id),
+                    size_bytes=documents.c.size_bytes + case(sizes, value=documents.c.id),
+                    updated_at=now,
+                )
+                .returning(documents.c.id, documents.c.seq)
+            )
+            last_seq = dict(bumped.all())
+            rows: list[dict[str, object]] = []
             next_pos = last_pos - total + 1
             for key in sorted(batch):
                 items = batch[key]
-                if not items:
-                    seqs[key] = []
-                    continue
-                size = sum(len(u.data) for u in items)
-                bump = (
-                    sa_update(documents)
-                    .where(documents.c.tenant == key.tenant, documents.c.name == key.name)
-                    .values(
-                        seq=documents.c.seq + len(items),
-                        size_bytes=documents.c.size_bytes + size,
-                        updated_at=now,
-                    )
-                    .returning(documents.c.id, documents.c.seq)
-                )
-                row = (await conn.execute(bump)).first()
-                if row is None:
-                    await self._create(conn, key, now)
-                    row = (await conn.execute(bump)).first()
-                assert row is not None
-                doc_id, last = row
-                first = last - len(items) + 1
-                seqs[key] = list(range(first, last + 1))
+                doc_id = ids[key]
+                first = last_seq[doc_id] - len(items) + 1
+                seqs[key] = list(range(first, first + len(items)))
                 for offset, item in enumerate(items):
                     rows.append(
                         {
@@ -261,9 +259,23 @@ class SqlStore:
                         }
                     )
                     next_pos += 1
-            if rows:
-                await conn.execute(updates.insert(), rows)
+            await conn.execute(updates.insert(), rows)
         return seqs
+
+    async def _doc_ids(
+        self, conn: AsyncConnection, keys: Iterable[DocKey], now: float
+    ) -> dict[DocKey, int]:
+        """Row ids of documents (created if missing), cached: ids never change once given."""
+        ids = {key: self._ids[key] for key in keys if key in self._ids}
+        for key in keys:
+            if key not in ids:
+                doc = await self._doc_row(conn, key)
+                if doc is None:
+                    await self._create(conn, key, now)
+                    doc = await self._doc_row(conn, key)
+                assert doc is not None
+                ids[key] = self._ids[key] = doc.id
+        return ids
 
     async def compact(self, key: DocKey) -> int:
         loaded = await self.load(key)
