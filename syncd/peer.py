@@ -1,11 +1,11 @@
 """A connected client as a room sees it: an identity and a bounded outgoing queue.
 
-Rooms never await a peer: they call :meth:`Peer.send`, which only appends to the peer's queue.
-A drain task, started when the queue gets its first message and ending when it is empty, writes
-to the socket; uvicorn makes that write wait while the client's TCP window is full, so a slow
-client's queue grows instead. At ``max_messages`` or ``max_bytes`` the peer is closed with 1013
-and its queue dropped: one slow reader never holds up a room or grows the server's memory.
-Idle peers own no task at all, which keeps idle connections cheap.
+Rooms never await a peer: they call :meth:`Peer.send`, which writes at once when the socket can
+take it (uvicorn's send completes without suspending while the client's TCP window is open).
+A send that has to wait becomes a drain task, and later messages queue behind it until the task
+has written them all; so a slow client's queue grows instead of the room waiting. At
+``max_messages`` or ``max_bytes`` the peer is closed with 1013 and its queue dropped: one slow
+reader never holds up a room or grows the server's memory. Idle peers own no task at all.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .tokens import Identity
@@ -48,7 +48,7 @@ class PeerState(enum.Enum):
     CLOSED = "closed"
 
 
-SendBytes = Callable[[bytes], Awaitable[None]]
+SendBytes = Callable[[bytes], Coroutine[Any, Any, None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
 
 
@@ -120,21 +120,57 @@ class Peer:
     def send(self, message: bytes) -> None:
         if self.state is not PeerState.OPEN:
             return
-        if self._queue and (
-            len(self._queue) >= self.max_messages
-            or self._queued_bytes + len(message) > self.max_bytes
+        if self.on_sent is not None:
+            self.on_sent(len(message))
+        if self._drain_task is None:
+            # Eager write, as Python 3.12's eager tasks would do: uvicorn's send completes
+            # without suspending while the client's TCP window is open, so most messages cost
+            # no task and no extra loop turn. Only a send that must wait becomes a task.
+            coro = self._send(message)
+            try:
+                waiting = coro.send(None)
+            except StopIteration:
+                return
+            except Exception as exc:
+                self._broken(exc)
+                return
+            self._drain_task = asyncio.create_task(
+                self._finish(coro, waiting), name=f"drain-{self.id}"
+            )
+            return
+        if len(self._queue) >= self.max_messages or (
+            self._queue and self._queued_bytes + len(message) > self.max_bytes
         ):
             self.close(CloseCode.TRY_AGAIN_LATER, "send queue full: client too slow")
             return
         self._queue.append(message)
         self._queued_bytes += len(message)
-        if self.on_sent is not None:
-            self.on_sent(len(message))
-        if self._drain_task is None:
-            self._drain_task = asyncio.create_task(self._drain(), name=f"drain-{self.id}")
 
-    async def _drain(self) -> None:
+    async def _finish(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        """Drive a send that suspended to its end, then write what queued up meanwhile."""
         try:
+            while True:
+                try:
+                    if waiting is None:  # a bare yield: give the loop one turn
+                        await asyncio.sleep(0)
+                    else:
+                        # Do what a Task does with a future its coroutine yields: take over the
+                        # "blocking" flag, or awaiting the same future again is refused.
+                        waiting._asyncio_future_blocking = False
+                        await waiting
+                except asyncio.CancelledError:
+                    coro.close()
+                    raise
+                except Exception as exc:  # what it waited for failed: the send sees it
+                    try:
+                        waiting = coro.throw(exc)
+                    except StopIteration:
+                        break
+                    continue
+                try:
+                    waiting = coro.send(None)
+                except StopIteration:
+                    break
             while self._queue and self.state is PeerState.OPEN:
                 message = self._queue[0]
                 await self._send(message)
@@ -143,12 +179,15 @@ class Peer:
                     self._queue.popleft()
                     self._queued_bytes -= len(message)
         except Exception as exc:  # the socket went away under us: the handler sees it too
-            log.debug("peer %s: send failed: %r", self.id, exc)
-            self.state = PeerState.CLOSED
-            self._queue.clear()
-            self._queued_bytes = 0
+            self._broken(exc)
         finally:
             self._drain_task = None
+
+    def _broken(self, exc: BaseException) -> None:
+        log.debug("peer %s: send failed: %r", self.id, exc)
+        self.state = PeerState.CLOSED
+        self._queue.clear()
+        self._queued_bytes = 0
 
     def close(self, code: int, reason: str = "", *, final: bytes | None = None) -> None:
         """Close the connection (idempotent). ``final`` is one last message sent before the close
