@@ -9,6 +9,7 @@ from .protocol import Decoder, ProtocolError
 __all__ = [
     "EMPTY_UPDATE",
     "decode_state_vector",
+    "fold",
     "merge",
     "state_vector",
     "validate_update",
@@ -45,8 +46,26 @@ def decode_state_vector(sv: bytes) -> dict[int, int]:
     return entries
 
 
+def fold(updates: list[bytes], *, keep_history: bool = True) -> bytes:
+    """The state that ``updates`` build, encoded as one update.
+
+    Applies them in order to a fresh document, which is linear in their number (``merge`` is
+    not: pycrdt's ``merge_updates`` grows quadratically past a few hundred updates) and encodes
+    more compactly. ``keep_history`` keeps deleted content (no garbage collection), so the
+    result still holds everything versions and rollback may need.
+    """
+    doc = pycrdt.Doc(skip_gc=keep_history)
+    for update in updates:
+        doc.apply_update(update)
+    return doc.get_update()
+
+
 def merge(updates: list[bytes]) -> bytes:
-    """Merge updates into one without a document (Yjs ``mergeUpdates``); keeps deleted content."""
+    """Merge updates into one without a document (Yjs ``mergeUpdates``); keeps deleted content.
+
+    For the small batches of live traffic (a few hundred updates at most): its cost grows
+    quadratically with the number of updates; use :func:`fold` for histories.
+    """
     if not updates:
         return EMPTY_UPDATE
     if len(updates) == 1:

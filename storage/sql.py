@@ -7,6 +7,7 @@ tell "the database is away" from a bug.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from crdt.updates import merge
+from crdt.updates import fold
 
 from .feed import FeedPage, read_feed_page
 from .schema import documents, feed_position, grants, migrate, snapshots, updates
@@ -284,7 +285,8 @@ class SqlStore:
         if not loaded.tail:
             return loaded.snapshot_seq
         parts = ([loaded.snapshot] if loaded.snapshot else []) + loaded.tail
-        state = merge(parts)
+        # CPU-bound; a worker thread lets the event loop interleave with it.
+        state = await asyncio.to_thread(fold, parts)
         now = time.time()
         async with self._begin() as conn:
             doc = await self._doc_row(conn, key)

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from crdt.protocol import ProtocolError
 from crdt.schemas import Canvas, Journal
-from crdt.updates import merge, validate_update
+from crdt.updates import fold, validate_update
 from storage import DocKey, DocMeta, StoreUnavailable
 
 from .access import Grant, Refusal, decide, validate_access
@@ -130,7 +130,7 @@ async def get_state(request: Request) -> Response:
         loaded = await daemon.store.load(grant.key)
         if loaded is None:
             raise HttpError(404, "not_found", "no such document")
-        update = merge(([loaded.snapshot] if loaded.snapshot else []) + loaded.tail)
+        update = fold(([loaded.snapshot] if loaded.snapshot else []) + loaded.tail)
     if "application/json" not in request.headers.get("accept", ""):
         return Response(update, media_type="application/octet-stream")
     doc = pycrdt.Doc()

@@ -39,6 +39,10 @@ __all__ = ["Room", "RoomState"]
 
 log = logging.getLogger("syncd.room")
 
+# Updates committed, merged and sent together at most: merging grows quadratically with the
+# number of updates (see crdt.updates.merge), so a burst is handled as several rounds.
+MAX_BATCH = 256
+
 # Beyond this many writers in one batch, everyone gets the full merged update (their own edits
 # echoed back, which Yjs ignores) instead of one merge per writer.
 _MAX_PERSONAL_MERGES = 8
@@ -99,8 +103,8 @@ class Room:
         """Fill the replica from storage (snapshot, then the log tail merged into one update)."""
         if loaded.snapshot:
             self.doc.apply_update(loaded.snapshot)
-        if loaded.tail:
-            self.doc.apply_update(merge(loaded.tail))
+        for update in loaded.tail:  # in order: yrs mishandles out-of-order updates
+            self.doc.apply_update(update)
         self.seq = loaded.seq
         self.snapshot_seq = loaded.snapshot_seq
         self._bytes_since_snapshot = sum(len(u) for u in loaded.tail)
@@ -235,9 +239,11 @@ class Room:
     async def _flush(self) -> None:
         try:
             while self._pending and self.state is RoomState.OPEN:
-                batch, self._pending = self._pending, []
-                self._pending_bytes = 0
-                self._space.set()
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                self._pending_bytes -= sum(len(i.data) for i in batch)
+                if self._pending_bytes < self._max_pending_bytes:
+                    self._space.set()
                 await self._commit_and_apply(batch)
         finally:
             self._flush_task = None
