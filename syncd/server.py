@@ -8,6 +8,7 @@ of it. We first stop accepting, commit what is queued and close peers with 1001 
 from __future__ import annotations
 
 import logging
+import re
 
 import uvicorn
 
@@ -18,6 +19,32 @@ from .settings import Settings
 __all__ = ["DaemonServer", "run"]
 
 log = logging.getLogger("syncd")
+
+
+_TOKEN_PARAM = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """uvicorn logs every WebSocket's path with its query string, ``?token=JWT`` included, at
+    INFO on ``uvicorn.error`` (``access_log=False`` does not cover it). Bearer tokens must not
+    end up in logs, so their values are replaced before the record is formatted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _TOKEN_PARAM.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = _TOKEN_PARAM.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_tokens_in_logs() -> None:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 class DaemonServer(uvicorn.Server):
@@ -57,6 +84,7 @@ def run(settings: Settings) -> None:
     daemon = Daemon(settings)
     app = create_app(settings, daemon)
     server = DaemonServer(uvicorn_config(settings, app), daemon)
+    redact_tokens_in_logs()  # after uvicorn configured its loggers
     url = f"http://{settings.host}:{settings.port}"
     db = settings.database_url or f"embedded SQLite in {settings.data_dir.resolve()}"
     log.info("syncd on %s (database: %s)", url, db.split("@")[-1])

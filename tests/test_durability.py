@@ -111,3 +111,16 @@ async def test_sigterm_closes_peers_with_1001(tmp_path):
     await other.close()
     with contextlib.suppress(websockets.ConnectionClosed):
         pass
+
+
+async def test_tokens_never_reach_the_log(tmp_path):
+    proc = DaemonProcess(tmp_path / "data", None).start()
+    token = _mint("alice")
+    try:
+        async with YClient(proc.ws_url("alice/logged", token)):
+            pass
+    finally:
+        proc.terminate()
+    log = proc.log_path.read_text()
+    assert "/v1/docs/alice/logged" in log  # the connection was logged...
+    assert token not in log and token.split(".")[2] not in log  # ...without its token
