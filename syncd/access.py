@@ -18,14 +18,18 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from storage import DocKey, DocMeta, Store
 
 from .docid import DocId, InvalidDocId, is_principal
 from .peer import CloseCode
 from .tokens import Identity, InvalidToken, TokenKeys
+
+if TYPE_CHECKING:
+    from .room import Room
 
 __all__ = ["MODES", "ROLES", "Access", "Grant", "Refusal", "decide", "validate_access"]
 
@@ -111,9 +115,17 @@ def validate_access(owner: str, body: object) -> tuple[str, dict[str, str]]:
 class Access:
     """Identity from tokens plus :func:`decide` over the stored metadata."""
 
-    def __init__(self, keys: TokenKeys, store: Store) -> None:
+    def __init__(
+        self,
+        keys: TokenKeys,
+        store: Store,
+        loaded: Callable[[DocKey], Room | None] | None = None,
+    ) -> None:
         self.keys = keys
         self.store = store
+        # A loaded room keeps its document's metadata (kept current by access changes), so
+        # joining a busy document costs no query.
+        self._loaded = loaded
 
     def identify(self, token: str | None) -> Identity:
         try:
@@ -123,7 +135,13 @@ class Access:
 
     async def authorize(self, token: str | None, doc: DocId) -> Grant:
         identity = self.identify(token)
-        meta = await self.store.meta(DocKey(identity.tenant, str(doc)))
+        key = DocKey(identity.tenant, str(doc))
+        room = self._loaded(key) if self._loaded is not None else None
+        if room is not None and room.meta is not None:
+            return decide(identity, doc, room.meta)
+        meta = await self.store.meta(key)
+        if room is not None and meta is not None:
+            room.meta = meta
         return decide(identity, doc, meta)
 
     @staticmethod

@@ -39,7 +39,7 @@ class Daemon:
         # Decodes feed events into semantic changes (format=changes); set by the feed module.
         self.feed_changes: Callable[[list, list], None] | None = None
         self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
-        self.access = Access(self._token_keys(settings), self.store)
+        self.access = Access(self._token_keys(settings), self.store, self.rooms.get_loaded)
         self.peers: set[Peer] = set()
         self.metrics.send_queue_depth.set_function(lambda: sum(p.queued for p in self.peers))
         self.metrics.room_pending.set_function(
@@ -102,6 +102,7 @@ class Daemon:
         room = self.rooms.get_loaded(meta.key)
         if room is None:
             return
+        room.meta = meta
         doc = DocId.parse(meta.key.name)
         for peer in list(room.peers):
             if peer.identity is None:

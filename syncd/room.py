@@ -31,7 +31,7 @@ from crdt.awareness import (
 )
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
 from crdt.updates import EMPTY_UPDATE, merge
-from storage import DocKey, GroupCommit, LoadedDoc, NewUpdate
+from storage import DocKey, DocMeta, GroupCommit, LoadedDoc, NewUpdate
 
 from .peer import CloseCode, Peer, PeerState
 
@@ -78,6 +78,7 @@ class Room:
         self.doc = pycrdt.Doc()
         self.peers: set[Peer] = set()
         self.awareness = AwarenessStates()
+        self.meta: DocMeta | None = None  # access settings, cached for joining peers
         self._awareness_holders: dict[int, Peer] = {}
         self.state = RoomState.OPEN
         self.seq = 0
