@@ -405,3 +405,30 @@ class SqlStore:
     ) -> FeedPage:
         async with self._begin(write=False, snapshot=True) as conn:
             return await read_feed_page(conn, tenant, after, prefix, limit)
+
+    async def state_before(self, key: DocKey, seq: int) -> bytes | None:
+        """The document as it was just before update ``seq`` (one update), or ``None`` if that
+        history is no longer complete (pruned by retention)."""
+        async with self._begin(write=False, snapshot=True) as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None:
+                return None
+            snap = (
+                await conn.execute(
+                    select(snapshots.c.upto_seq, snapshots.c.state).where(
+                        snapshots.c.doc_id == doc.id, snapshots.c.upto_seq < seq
+                    )
+                )
+            ).first()
+            start = snap.upto_seq if snap is not None else 0
+            rows = (
+                await conn.execute(
+                    select(updates.c.data)
+                    .where(updates.c.doc_id == doc.id, updates.c.seq > start, updates.c.seq < seq)
+                    .order_by(updates.c.seq)
+                )
+            ).scalars().all()
+        if len(rows) != seq - 1 - start:
+            return None
+        parts = ([bytes(snap.state)] if snap is not None else []) + [bytes(r) for r in rows]
+        return await asyncio.to_thread(fold, parts)

@@ -118,6 +118,9 @@ class Store(Protocol):
     async def delete(self, key: DocKey) -> bool:
         """Drop the content, keep a tombstone; ``False`` if absent or already deleted."""
 
+    async def state_before(self, key: DocKey, seq: int) -> bytes | None:
+        """The document just before update ``seq``; ``None`` if that history was pruned."""
+
     async def read_feed(
         self, tenant: str, after: int, *, prefix: str | None = None, limit: int = 100
     ) -> FeedPage:

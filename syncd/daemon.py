@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 from storage import DocMeta, GroupCommit, SqlStore, Store
 
 from .access import Access, Grant, Refusal, decide
 from .commit_signal import CommitSignal
 from .docid import DocId
+from .feed_changes import ChangeStreams
 from .metrics import Metrics
 from .peer import CloseCode, Peer
 from .rooms import Rooms
@@ -36,8 +36,7 @@ class Daemon:
         self.commit = GroupCommit(
             self.store, window_ms=settings.commit_window_ms, on_commit=self._committed
         )
-        # Decodes feed events into semantic changes (format=changes); set by the feed module.
-        self.feed_changes: Callable[[list, list], None] | None = None
+        self.changes = ChangeStreams(self.store)  # the feed's format=changes
         self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
         self.access = Access(self._token_keys(settings), self.store, self.rooms.get_loaded)
         self.peers: set[Peer] = set()

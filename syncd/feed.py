@@ -17,7 +17,6 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -118,10 +117,12 @@ async def read_page(daemon: Daemon, tenant: str, q: FeedQuery, after: int) -> Fe
         await daemon.commits.wait(mark, min(left, POLL_INTERVAL))
 
 
-def render_page(page: FeedPage, q: FeedQuery, *, binary: bool, decode: Callable | None) -> dict:
+async def render_page(
+    daemon: Daemon, tenant: str, page: FeedPage, q: FeedQuery, *, binary: bool
+) -> dict[str, Any]:
     events = [event_json(e, binary=binary) for e in page.events]
-    if q.format == "changes" and decode is not None:
-        decode(page.events, events)
+    if q.format == "changes":
+        await daemon.changes.annotate(tenant, page.events, events)
     return {"events": events, "next": encode_cursor(page.next_pos)}
 
 
@@ -151,7 +152,7 @@ async def feed_http(request: Request) -> Response:
             {"error": "unavailable", "message": f"storage unavailable: {exc}"}, status_code=503
         )
     wants_json = "application/json" in request.headers.get("accept", "")
-    body = render_page(page, q, binary=not wants_json, decode=daemon.feed_changes)
+    body = await render_page(daemon, identity.tenant, page, q, binary=not wants_json)
     if wants_json:
         return JSONResponse(body)
     return Response(msgpack.packb(body, use_bin_type=True), media_type="application/msgpack")
@@ -194,7 +195,7 @@ async def feed_socket(ws: WebSocket) -> None:
                 await _close(ws, CloseCode.TRY_AGAIN_LATER, f"storage unavailable: {exc}")
                 return
             if page.events:
-                body = render_page(page, q, binary=not as_json, decode=daemon.feed_changes)
+                body = await render_page(daemon, identity.tenant, page, q, binary=not as_json)
                 if as_json:
                     await ws.send_text(json.dumps(body))
                 else:

@@ -205,3 +205,41 @@ async def test_feed_socket_refuses_users(daemon):
         while True:
             await ws.recv()
     assert ws.close_code == 4403
+
+
+async def test_feed_with_decoded_changes(any_daemon):
+    from crdt.schemas import Canvas
+
+    alice = any_daemon.token("alice")
+    svc = {**auth(any_daemon.token("analytics", role="service")), "accept": "application/json"}
+    async with YClient(any_daemon.ws_url("alice/canvas", alice)) as a:
+        canvas = Canvas(a.doc, author="alice")
+        canvas.init("Session 1")
+        card = canvas.add_card("values", "courage", 10, 20, color="#f00")
+        canvas.move(card, 30, 40)
+        stroke = canvas.add_stroke(0, 0, [0, 0, 0.5, 1, 1, 0.5], color="#00f", width=3)
+        canvas.delete(stroke)
+        async with httpx.AsyncClient(base_url=any_daemon.http) as http:
+            changes: list[dict] = []
+            cursor = None
+            async with asyncio.timeout(20):
+                while not any(c["type"] == "element_deleted" for c in changes):
+                    params = {"format": "changes", "wait": 5, "limit": 2}
+                    if cursor:
+                        params["after"] = cursor
+                    page = (await http.get("/v1/feed", params=params, headers=svc)).json()
+                    cursor = page["next"]
+                    for e in page["events"]:
+                        changes.extend(e["changes"])
+    kinds = [c["type"] for c in changes]
+    assert kinds == [
+        "canvas_created",
+        "element_added",
+        "element_moved",
+        "element_added",
+        "stroke_drawn",
+        "element_deleted",
+    ]
+    moved = changes[2]
+    assert (moved["id"], moved["x"], moved["y"], moved["principal"]) == (card, 30.0, 40.0, "alice")
+    assert changes[4]["points"] == [0.0, 0.0, 0.5, 1.0, 1.0, 0.5] and changes[4]["width"] == 3.0
