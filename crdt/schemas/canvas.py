@@ -77,6 +77,11 @@ class Canvas:
         self._new_id = new_id
         self._meta = doc.get("meta", type=Map)
         self._elements = doc.get("elements", type=Map)
+        # Per stroke being drawn: (number of values, min x, max x, min y, max y). Reading a
+        # pycrdt Array costs per item, so re-reading a growing stroke at every extension would
+        # make drawing quadratic; the box is kept up to date instead, and recomputed whenever
+        # the stroke's length shows that another replica changed it.
+        self._boxes: dict[str, tuple[int, float, float, float, float]] = {}
         schema = self._meta.get("schema")
         if schema is not None and schema != CANVAS_SCHEMA:
             raise ValueError(f"document has schema {schema!r}, not {CANVAS_SCHEMA!r}")
@@ -143,7 +148,12 @@ class Canvas:
         values = _points(points)
         element = self._element(element_id, "stroke")
         array: Array = element["points"]
-        w, h = _extent(array.to_py() + values)
+        box = self._boxes.get(element_id)
+        if box is None or box[0] != len(array):
+            box = _box(len(array), array.to_py())
+        box = _box(box[0] + len(values), values, box)
+        self._boxes[element_id] = box
+        w, h = (box[2] - box[1], box[4] - box[3]) if box[0] else (0.0, 0.0)
         with self._doc.transaction():
             array.extend(values)
             element.update({"w": w, "h": h})
@@ -300,6 +310,18 @@ def _points(points: Iterable[float]) -> list[float]:
     if len(values) % 3:
         raise ValueError(f"points must be x,y,pressure triples, got {len(values)} numbers")
     return values
+
+
+def _box(
+    length: int, values: list[float], start: tuple[int, float, float, float, float] | None = None
+) -> tuple[int, float, float, float, float]:
+    """(length, min x, max x, min y, max y) of ``values`` joined with ``start``'s box."""
+    inf = float("inf")
+    _, x0, x1, y0, y1 = start if start is not None and start[0] else (0, inf, -inf, inf, -inf)
+    xs, ys = values[0::3], values[1::3]
+    if xs:
+        x0, x1, y0, y1 = min(x0, *xs), max(x1, *xs), min(y0, *ys), max(y1, *ys)
+    return length, x0, x1, y0, y1
 
 
 def _extent(values: list[float]) -> tuple[float, float]:
