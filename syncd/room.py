@@ -101,7 +101,7 @@ class Room:
     # -- loading ---------------------------------------------------------------------------
 
     def restore(self, loaded: LoadedDoc) -> None:
-        """Fill the replica from storage (snapshot, then the log tail merged into one update)."""
+        """Fill the replica from storage: the snapshot, then the log tail in order."""
         if loaded.snapshot:
             self.doc.apply_update(loaded.snapshot)
         for update in loaded.tail:  # in order: yrs mishandles out-of-order updates
@@ -258,11 +258,19 @@ class Room:
             # them (a Yjs client keeps its state) and send them again when they reconnect, so
             # closing them with a transient code loses nothing.
             log.warning("doc %s: commit of %d updates failed: %s", self.key, len(batch), exc)
-            for i in batch:
+            senders = {i.peer for i in batch if i.peer is not None}
+            # Their later updates depend on the lost ones: storing those alone would leave a
+            # gap in each sender's causal chain. They all come back with the reconnect.
+            dropped = [i for i in self._pending if i.peer in senders]
+            self._pending = [i for i in self._pending if i.peer not in senders]
+            self._pending_bytes -= sum(len(i.data) for i in dropped)
+            if self._pending_bytes < self._max_pending_bytes:
+                self._space.set()
+            for i in batch + dropped:
                 if i.done is not None and not i.done.done():
                     i.done.set_exception(exc)
-                if i.peer is not None:
-                    i.peer.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry later")
+            for peer in senders:
+                peer.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry later")
             return
         merged = merge([i.data for i in batch])
         try:

@@ -1,0 +1,125 @@
+import type * as Y from 'yjs'
+import type { Awareness } from 'y-protocols/awareness'
+
+import type { Canvas, CanvasOptions, Journal, SchemaOptions } from './schemas/index.js'
+
+export * from './schemas/index.js'
+
+/** `offline`: no connection (edits wait in the outbox); `syncing`: exchanging state or waiting
+ * for acknowledgements; `saved`: the server durably holds everything this replica has;
+ * `denied`: the server refused or closed the document (`deniedReason`). */
+export type DocumentStatus = 'offline' | 'syncing' | 'saved' | 'denied'
+export type Scope = 'readonly' | 'read-write'
+
+export type PersistenceOption =
+  | 'indexeddb' | 'memory' | boolean | null
+  | { type: 'indexeddb', prefix?: string }
+  | { type: 'memory' }
+
+export interface ClientOptions {
+  /** The daemon: `ws://host:port` (or http(s)://…, or the full `/v1/sync` URL). */
+  url: string
+  /** A JWT, or a callback returning a fresh one (called at each connection and on expiry). */
+  token: string | (() => string | Promise<string>)
+  /** Default: IndexedDB when the environment has it (browsers), memory otherwise. Give each
+   * server and principal its own `prefix` so accounts never mix in one browser. */
+  persistence?: PersistenceOption
+  /** A WebSocket implementation where there is no global one (Node 20: the `ws` package). */
+  WebSocket?: unknown
+  /** [first, longest] reconnect delay in ms (jittered, doubling). Default [200, 15000]. */
+  backoff?: [number, number]
+  /** Drop a socket that received nothing for this long (ms). Default 30000. */
+  livenessMs?: number
+  connectTimeoutMs?: number
+  /** Connect at once (default true); false waits for `reconnect()`. */
+  autoConnect?: boolean
+  /** The principal, for `canvas()` authorship; read from the token's `sub` by default. */
+  principal?: string
+}
+
+export interface DocumentMetadata {
+  id: string
+  owner: string
+  mode: 'private' | 'shared'
+  grants: Record<string, 'viewer' | 'editor'>
+  seq: number
+  size_bytes: number
+  created_at: string
+  updated_at: string
+}
+
+type Listener<A extends unknown[]> = (...args: A) => void
+
+export class SyncedDocument {
+  readonly client: SyncClient
+  readonly name: string
+  readonly ydoc: Y.Doc
+  /** Presence: set yours with `awareness.setLocalStateField(...)`; the server adds `principal`. */
+  readonly awareness: Awareness
+  readonly status: DocumentStatus
+  readonly scope: Scope | null
+  readonly readonly: boolean
+  readonly deniedReason: string | null
+  /** Local edits the server has not acknowledged yet. */
+  readonly pending: number
+  readonly loaded: boolean
+  readonly closed: boolean
+  /** Resolves once the local copy (IndexedDB) is loaded into `ydoc`. */
+  readonly whenLoaded: Promise<void>
+  journal (options?: SchemaOptions): Journal
+  canvas (options?: CanvasOptions): Canvas
+  whenSaved (options?: { timeout?: number }): Promise<SyncedDocument>
+  when (predicate: (doc: SyncedDocument) => boolean, options?: { timeout?: number, what?: string }): Promise<SyncedDocument>
+  /** Open again after a refusal (e.g. once access was granted). */
+  reopen (): void
+  /** Leave the document and close its local persistence (the data stays on disk). */
+  close (): Promise<void>
+  /** Delete the local copy and outbox (e.g. on sign-out). */
+  clearLocal (): Promise<void>
+  on (event: 'status', fn: Listener<[DocumentStatus, SyncedDocument]>): () => void
+  on (event: 'change', fn: Listener<[SyncedDocument, 'local' | 'remote']>): () => void
+  on (event: 'scope', fn: Listener<[Scope, SyncedDocument]>): () => void
+  on (event: 'denied', fn: Listener<[string, SyncedDocument]>): () => void
+  on (event: 'refused', fn: Listener<[SyncedDocument]>): () => void
+  on (event: 'loaded', fn: Listener<[SyncedDocument]>): () => void
+  off (event: string, fn: (...args: any[]) => void): void
+}
+
+export class SyncClient {
+  readonly url: string
+  readonly httpUrl: string
+  readonly documents: Map<string, SyncedDocument>
+  readonly connected: boolean
+  /** Set when the server closed the socket in the 4400-4499 band: reconnecting stopped. */
+  readonly closedReason: string | null
+  readonly closedCode: number | null
+  readonly principal: string | null
+  open (name: string): SyncedDocument
+  whenSaved (options?: { timeout?: number }): Promise<SyncedDocument[]>
+  reconnect (): void
+  disconnect (): void
+  destroy (): Promise<void>
+  metadata (name: string): Promise<DocumentMetadata | null>
+  setAccess (name: string, access: { mode: 'private' | 'shared', grants?: Record<string, 'viewer' | 'editor'> }): Promise<DocumentMetadata>
+  stateJSON (name: string): Promise<unknown>
+  on (event: 'status', fn: Listener<[{ name: string, status: DocumentStatus, document: SyncedDocument }]>): () => void
+  on (event: 'connection', fn: Listener<[{ connected: boolean, code?: number, reason?: string }]>): () => void
+  on (event: 'closed', fn: Listener<[{ code: number, reason: string, permanent: true }]>): () => void
+  off (event: string, fn: (...args: any[]) => void): void
+}
+
+export function createClient (options: ClientOptions): SyncClient
+export function syncUrl (url: string): string
+export function tokenSubject (token: string): string | null
+
+export const MessageType: Readonly<Record<'SYNC' | 'AWARENESS' | 'AUTH' | 'QUERY_AWARENESS' | 'STATELESS' | 'CLOSE' | 'SYNC_STATUS', number>>
+export const SyncStep: Readonly<{ STEP1: 0, STEP2: 1, UPDATE: 2 }>
+export function decodeFrame (bytes: Uint8Array): { address: string, type: number, [key: string]: unknown }
+
+export class Outbox {
+  readonly entries: { id: number, update: Uint8Array }[]
+  readonly lastId: number
+  readonly count: number
+  add (update: Uint8Array): number
+  acknowledge (uptoId: number): number
+}

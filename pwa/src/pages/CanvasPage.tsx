@@ -1,0 +1,627 @@
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
+import type { Canvas, CanvasElement, DocumentMetadata, SyncedDocument } from 'syncd-client'
+import { diffStrings } from 'syncd-client'
+import * as Y from 'yjs'
+
+import { ElementView } from '../canvas/Elements'
+import { Icon } from '../components/Icon'
+import { type Box, type View, bounds, clampScale, fitView, toWorld, unionBounds, zoomAt } from '../canvas/geometry'
+import { Presence } from '../components/Presence'
+import { ShareDialog } from '../components/ShareDialog'
+import { StatusPill } from '../components/StatusPill'
+import { DECK, DECK_ID } from '../lib/deck'
+import { download, slug } from '../lib/download'
+import { docsMap, remember } from '../lib/library'
+import { useApp, useDocState, useDocument, useLoaded, usePeers, useYVersion } from '../lib/sync'
+import { Menu } from './JournalPage'
+
+type Tool = 'select' | 'hand' | 'pen' | 'shape' | 'text' | 'connector'
+const SHAPES = [['rect', 'Rectangle'], ['ellipse', 'Ellipse'], ['diamond', 'Diamond'], ['triangle', 'Triangle']] as const
+const PALETTE = ['#1f2933', '#d1495b', '#e76f51', '#f4a261', '#e9c46a', '#2a9d8f', '#3d5a80', '#8e5572', '#a0c4ff', '#b7e4c7', '#ffffff']
+const TOOLS: [Tool, string, string, string][] = [
+  ['select', 'select', 'Select and move', 'v'],
+  ['hand', 'hand', 'Pan', 'h'],
+  ['pen', 'pen', 'Pen', 'p'],
+  ['shape', 'rect', 'Shape', 's'],
+  ['text', 'text', 'Text', 't'],
+  ['connector', 'connector', 'Connector', 'c']
+]
+
+type Gesture =
+  | { kind: 'pan', sx: number, sy: number, view: View }
+  | { kind: 'pinch', dist: number, mid: [number, number], view: View }
+  | { kind: 'move', id: string, wx: number, wy: number, ox: number, oy: number, moved: boolean }
+  | { kind: 'resize', id: string, wx: number, wy: number, ow: number, oh: number }
+  | { kind: 'pen', id: string, ox: number, oy: number, last: [number, number, number], lastT: number, buffer: number[] }
+  | { kind: 'shape', wx: number, wy: number, x: number, y: number }
+
+export function CanvasPage ({ name, library }: { name: string, library: SyncedDocument }) {
+  const { me, color: myColor, client } = useApp()
+  const doc = useDocument(name)
+  const loaded = useLoaded(doc)
+  const state = useDocState(doc)
+  const canvas = useMemo<Canvas>(() => doc.canvas({ author: me }), [doc, me])
+  const version = useYVersion(canvas.elementsMap, canvas.metaMap)
+  const peers = usePeers(doc)
+  const owner = name.split('/')[0]
+  const canEdit = loaded && !state.readonly && state.status !== 'denied'
+
+  const svgRef = useRef<SVGSVGElement>(null)
+  const worldRef = useRef<SVGGElement>(null)
+  const [size, setSize] = useState({ w: 800, h: 600 })
+  const [view, setViewState] = useState<View>({ tx: 400, ty: 300, scale: 1 })
+  const viewRef = useRef(view)
+  const setView = useCallback((v: View) => { viewRef.current = v; setViewState(v) }, [])
+  const [tool, setTool] = useState<Tool>('select')
+  const [shapeKind, setShapeKind] = useState<string>('rect')
+  const [color, setColor] = useState<string>('#1f2933')
+  const [penWidth, setPenWidth] = useState(4)
+  const [selected, setSelected] = useState<string | null>(null)
+  const [connectFrom, setConnectFrom] = useState<string | null>(null)
+  const [editingText, setEditingText] = useState<string | null>(null)
+  const [preview, setPreview] = useState<Box | null>(null)
+  const [deckOpen, setDeckOpen] = useState(false)
+  const [sharing, setSharing] = useState(false)
+  const [following, setFollowing] = useState<number | null>(null)
+  const [presenting, setPresenting] = useState(false)
+  const [meta, setMeta] = useState<DocumentMetadata | null>(null)
+  const gesture = useRef<Gesture | null>(null)
+  const pointers = useRef(new Map<number, [number, number]>())
+  const fitted = useRef(false)
+
+  const elements = useMemo(() => canvas.elements(), [canvas, version])
+  const byId = useMemo(() => new Map(elements.map((e) => [e.id, e])), [elements])
+  const title = canvas.meta.title ?? ''
+  const background = canvas.meta.background ?? '#ffffff'
+
+  const undo = useMemo(() => new Y.UndoManager([canvas.elementsMap, canvas.metaMap], { captureTimeout: 500 }), [canvas])
+  const [undoState, setUndoState] = useState({ undo: false, redo: false })
+  useEffect(() => {
+    const update = () => setUndoState({ undo: undo.canUndo(), redo: undo.canRedo() })
+    undo.on('stack-item-added', update)
+    undo.on('stack-item-popped', update)
+    undo.on('stack-cleared', update)
+    return () => { undo.destroy() }
+  }, [undo])
+
+  // Our own canvas without meta (created offline elsewhere, or by hand) gets one.
+  useEffect(() => {
+    if (loaded && owner === me && !canvas.metaMap.get('schema') && (state.status === 'saved' || state.status === 'offline')) {
+      canvas.init('Untitled canvas')
+    }
+  }, [loaded, owner, me, canvas, state.status])
+
+  useEffect(() => {
+    if (!title) return
+    remember(library, { id: name, kind: 'canvas', title, owner, template: canvas.meta.template, created_at: docsMap(library).get(name)?.created_at ?? new Date().toISOString() })
+  }, [title, library, name, owner, canvas])
+
+  useEffect(() => {
+    client.metadata(name).then(setMeta, () => setMeta(null))
+  }, [client, name, sharing, state.scope])
+
+  // Screen size.
+  useLayoutEffect(() => {
+    const svg = svgRef.current
+    if (!svg) return
+    const observer = new ResizeObserver(() => {
+      const rect = svg.getBoundingClientRect()
+      setSize({ w: rect.width, h: rect.height })
+    })
+    observer.observe(svg)
+    return () => observer.disconnect()
+  }, [])
+
+  // Fit the content once it is there.
+  useEffect(() => {
+    if (fitted.current || !loaded || size.w < 10) return
+    if (!elements.length && state.status !== 'saved' && state.status !== 'offline') return
+    fitted.current = true
+    setView(fitView(unionBounds(elements.map(bounds)), size.w, size.h))
+  }, [loaded, elements, size, state.status, setView])
+
+  // Presence: who I am, where my cursor is, my viewport when presenting.
+  useEffect(() => {
+    doc.awareness.setLocalStateField('user', { name: me, color: myColor })
+  }, [doc, me, myColor])
+  const publishView = useCallback((v: View) => {
+    const center = toWorld(v, size.w / 2, size.h / 2)
+    // The area the presenter sees (world units), so followers fit it to their own screen.
+    doc.awareness.setLocalStateField('viewport', { cx: center.x, cy: center.y, scale: v.scale, w: size.w / v.scale, h: size.h / v.scale })
+  }, [doc, size])
+  useEffect(() => {
+    doc.awareness.setLocalStateField('presenting', presenting)
+    if (presenting) publishView(viewRef.current)
+  }, [doc, presenting, publishView])
+  useEffect(() => {
+    if (!presenting) return
+    const timer = setTimeout(() => publishView(view), 60)
+    return () => clearTimeout(timer)
+  }, [view, presenting, publishView])
+
+  // Follow the presenter: keep my viewport on theirs.
+  useEffect(() => {
+    if (following === null) return
+    const presenter = peers.find((p) => p.clientId === following)
+    if (!presenter || !presenter.presenting) { setFollowing(null); return }
+    const vp = presenter.viewport
+    if (!vp) return
+    const scale = clampScale(vp.w && vp.h ? Math.min(size.w / vp.w, size.h / vp.h) : vp.scale)
+    setView({ scale, tx: size.w / 2 - vp.cx * scale, ty: size.h / 2 - vp.cy * scale })
+  }, [peers, following, size, setView])
+
+  const point = (e: { clientX: number, clientY: number }) => {
+    const rect = svgRef.current!.getBoundingClientRect()
+    return [e.clientX - rect.left, e.clientY - rect.top] as [number, number]
+  }
+
+  const flushPen = useRef(0)
+  const flush = () => {
+    flushPen.current = 0
+    const g = gesture.current
+    if (g?.kind === 'pen' && g.buffer.length && canvas.has(g.id)) {
+      canvas.extendStroke(g.id, g.buffer)
+      g.buffer = []
+    }
+  }
+
+  const elementAt = (target: EventTarget | null): CanvasElement | null => {
+    const node = (target as Element | null)?.closest?.('[data-id]')
+    const id = node?.getAttribute('data-id')
+    return id ? byId.get(id) ?? null : null
+  }
+
+  const onPointerDown = (e: React.PointerEvent<SVGSVGElement>) => {
+    if (editingText) { setEditingText(null); return }
+    const [sx, sy] = point(e)
+    pointers.current.set(e.pointerId, [sx, sy])
+    svgRef.current?.setPointerCapture(e.pointerId)
+    if (pointers.current.size === 2) {
+      const [[ax, ay], [bx, by]] = [...pointers.current.values()]
+      if (gesture.current?.kind === 'pen') deleteIfTiny(gesture.current.id)
+      gesture.current = { kind: 'pinch', dist: Math.hypot(ax - bx, ay - by), mid: [(ax + bx) / 2, (ay + by) / 2], view: viewRef.current }
+      return
+    }
+    undo.stopCapturing() // every gesture is its own undo step
+    const { x, y } = toWorld(viewRef.current, sx, sy)
+    const hit = elementAt(e.target)
+    const handle = (e.target as Element).getAttribute?.('data-handle')
+    if (e.button === 1 || tool === 'hand' || (!canEdit && tool !== 'select')) {
+      gesture.current = { kind: 'pan', sx, sy, view: viewRef.current }
+      setFollowing(null)
+      return
+    }
+    if (handle && selected && canEdit) {
+      const el = byId.get(selected)
+      if (el) gesture.current = { kind: 'resize', id: el.id, wx: x, wy: y, ow: el.w, oh: el.h }
+      return
+    }
+    switch (tool) {
+      case 'select':
+        if (hit) {
+          setSelected(hit.id)
+          if (canEdit && hit.kind !== 'connector') gesture.current = { kind: 'move', id: hit.id, wx: x, wy: y, ox: hit.x, oy: hit.y, moved: false }
+        } else {
+          setSelected(null)
+          gesture.current = { kind: 'pan', sx, sy, view: viewRef.current }
+          setFollowing(null)
+        }
+        break
+      case 'pen': {
+        const p = e.pointerType === 'pen' && e.pressure > 0 ? e.pressure : 0.5
+        const id = canvas.addStroke(x, y, [0, 0, p], { width: penWidth, color })
+        gesture.current = { kind: 'pen', id, ox: x, oy: y, last: [0, 0, p], lastT: performance.now(), buffer: [] }
+        break
+      }
+      case 'shape':
+        gesture.current = { kind: 'shape', wx: x, wy: y, x, y }
+        break
+      case 'text': {
+        const id = canvas.addText('', x - 8, y - 30, { w: 260, h: 44, color })
+        setSelected(id)
+        setEditingText(id)
+        setTool('select')
+        break
+      }
+      case 'connector':
+        if (hit && hit.kind !== 'connector') {
+          if (connectFrom && connectFrom !== hit.id && canvas.has(connectFrom)) {
+            canvas.addConnector(connectFrom, hit.id, { color: color === '#ffffff' ? null : color })
+            setConnectFrom(null)
+            setSelected(null)
+          } else {
+            setConnectFrom(hit.id)
+            setSelected(hit.id)
+          }
+        } else {
+          setConnectFrom(null)
+        }
+        break
+    }
+  }
+
+  const lastCursor = useRef(0)
+  const onPointerMove = (e: React.PointerEvent<SVGSVGElement>) => {
+    const [sx, sy] = point(e)
+    if (pointers.current.has(e.pointerId)) pointers.current.set(e.pointerId, [sx, sy])
+    const world = toWorld(viewRef.current, sx, sy)
+    const now = performance.now()
+    if (now - lastCursor.current > 50) {
+      lastCursor.current = now
+      doc.awareness.setLocalStateField('cursor', { x: Math.round(world.x), y: Math.round(world.y) })
+    }
+    const g = gesture.current
+    if (!g) return
+    switch (g.kind) {
+      case 'pan':
+        setView({ ...g.view, tx: g.view.tx + sx - g.sx, ty: g.view.ty + sy - g.sy })
+        break
+      case 'pinch': {
+        if (pointers.current.size < 2) return
+        const [[ax, ay], [bx, by]] = [...pointers.current.values()]
+        const dist = Math.hypot(ax - bx, ay - by)
+        const mid: [number, number] = [(ax + bx) / 2, (ay + by) / 2]
+        const zoomed = zoomAt(g.view, dist / (g.dist || 1), g.mid[0], g.mid[1])
+        setView({ ...zoomed, tx: zoomed.tx + mid[0] - g.mid[0], ty: zoomed.ty + mid[1] - g.mid[1] })
+        break
+      }
+      case 'move':
+        if (!canvas.has(g.id)) { gesture.current = null; return }
+        g.moved = true
+        canvas.move(g.id, Math.round(g.ox + world.x - g.wx), Math.round(g.oy + world.y - g.wy))
+        break
+      case 'resize':
+        if (!canvas.has(g.id)) { gesture.current = null; return }
+        canvas.resize(g.id, Math.max(20, Math.round(g.ow + world.x - g.wx)), Math.max(20, Math.round(g.oh + world.y - g.wy)))
+        break
+      case 'pen': {
+        // Pressure: the pen's own, or (mouse, finger) derived from speed; both smoothed.
+        const rx = world.x - g.ox
+        const ry = world.y - g.oy
+        const [lx, ly, lp] = g.last
+        const dist = Math.hypot(rx - lx, ry - ly)
+        if (dist * viewRef.current.scale < 2) return
+        const dt = Math.max(1, now - g.lastT)
+        const raw = e.pointerType === 'pen' && e.pressure > 0 ? e.pressure : Math.max(0.25, Math.min(1, 1.1 - (dist * viewRef.current.scale / dt) * 0.35))
+        const p = lp + (raw - lp) * 0.3
+        const nx = lx + (rx - lx) * 0.6
+        const ny = ly + (ry - ly) * 0.6
+        const triple: [number, number, number] = [Math.round(nx * 10) / 10, Math.round(ny * 10) / 10, Math.round(p * 100) / 100]
+        g.last = triple
+        g.lastT = now
+        g.buffer.push(...triple)
+        if (!flushPen.current) flushPen.current = requestAnimationFrame(flush)
+        break
+      }
+      case 'shape': {
+        g.x = world.x
+        g.y = world.y
+        setPreview({ x: Math.min(g.wx, g.x), y: Math.min(g.wy, g.y), w: Math.abs(g.x - g.wx), h: Math.abs(g.y - g.wy) })
+        break
+      }
+    }
+  }
+
+  const deleteIfTiny = (id: string) => {
+    if (flushPen.current) { cancelAnimationFrame(flushPen.current); flush() }
+    const el = canvas.has(id) ? canvas.element(id) : null
+    if (el?.kind === 'stroke' && el.points.length < 6) canvas.delete(id) // a pinch began with one finger
+  }
+
+  const onPointerUp = (e: React.PointerEvent<SVGSVGElement>) => {
+    pointers.current.delete(e.pointerId)
+    const g = gesture.current
+    if (g?.kind === 'pinch') {
+      if (pointers.current.size < 2) gesture.current = null
+      return
+    }
+    gesture.current = null
+    if (!g) return
+    if (g.kind === 'pen') {
+      if (flushPen.current) cancelAnimationFrame(flushPen.current)
+      gesture.current = g
+      flush()
+      gesture.current = null
+    }
+    if (g.kind === 'shape') {
+      setPreview(null)
+      let box = { x: Math.min(g.wx, g.x), y: Math.min(g.wy, g.y), w: Math.abs(g.x - g.wx), h: Math.abs(g.y - g.wy) }
+      if (box.w < 12 || box.h < 12) box = { x: g.wx - 70, y: g.wy - 45, w: 140, h: 90 }
+      const id = canvas.addShape(shapeKind, Math.round(box.x), Math.round(box.y), Math.round(box.w), Math.round(box.h), { color: color === '#1f2933' ? null : color })
+      setSelected(id)
+      setTool('select')
+    }
+    undo.stopCapturing()
+  }
+
+  const onDoubleClick = (e: React.MouseEvent) => {
+    const hit = elementAt(e.target)
+    if (hit?.kind === 'text' && canEdit) setEditingText(hit.id)
+  }
+
+  const onWheel = useCallback((e: WheelEvent) => {
+    e.preventDefault()
+    const rect = svgRef.current!.getBoundingClientRect()
+    const sx = e.clientX - rect.left
+    const sy = e.clientY - rect.top
+    setFollowing(null)
+    if (e.ctrlKey || e.metaKey) setView(zoomAt(viewRef.current, Math.exp(-e.deltaY * 0.01), sx, sy))
+    else setView({ ...viewRef.current, tx: viewRef.current.tx - e.deltaX, ty: viewRef.current.ty - e.deltaY })
+  }, [setView])
+  useEffect(() => {
+    const svg = svgRef.current
+    if (!svg) return
+    svg.addEventListener('wheel', onWheel, { passive: false })
+    return () => svg.removeEventListener('wheel', onWheel)
+  }, [onWheel])
+
+  const removeSelected = useCallback(() => {
+    if (selected && canEdit && canvas.has(selected)) {
+      canvas.delete(selected)
+      setSelected(null)
+    }
+  }, [selected, canEdit, canvas])
+
+  // Keyboard: tools, delete, undo/redo, zoom.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target as HTMLElement
+      if (target.closest('input, textarea, select, [contenteditable], dialog')) return
+      const mod = e.ctrlKey || e.metaKey
+      if (mod && e.key.toLowerCase() === 'z') {
+        e.preventDefault()
+        if (!canEdit) return
+        if (e.shiftKey) undo.redo(); else undo.undo()
+      } else if (mod && e.key.toLowerCase() === 'y') {
+        e.preventDefault()
+        if (canEdit) undo.redo()
+      } else if (e.key === 'Delete' || e.key === 'Backspace') {
+        removeSelected()
+      } else if (e.key === 'Escape') {
+        setSelected(null); setConnectFrom(null); setTool('select')
+      } else if (e.key.startsWith('Arrow') && selected && canEdit && byId.get(selected)?.kind !== 'connector') {
+        // Keyboard move: 10 units, 1 with Shift.
+        e.preventDefault()
+        const el = byId.get(selected)!
+        const step = e.shiftKey ? 1 : 10
+        const dx = e.key === 'ArrowLeft' ? -step : e.key === 'ArrowRight' ? step : 0
+        const dy = e.key === 'ArrowUp' ? -step : e.key === 'ArrowDown' ? step : 0
+        canvas.move(selected, el.x + dx, el.y + dy)
+      } else if (e.key === 'Enter' && selected && byId.get(selected)?.kind === 'text' && canEdit) {
+        e.preventDefault(); setEditingText(selected)
+      } else if (!mod && !e.altKey) {
+        const match = TOOLS.find(([, , , key]) => key === e.key.toLowerCase())
+        if (match && (canEdit || match[0] === 'select' || match[0] === 'hand')) setTool(match[0])
+        if (e.key === '+' || e.key === '=') setView(zoomAt(viewRef.current, 1.2, size.w / 2, size.h / 2))
+        if (e.key === '-') setView(zoomAt(viewRef.current, 1 / 1.2, size.w / 2, size.h / 2))
+      }
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [canEdit, undo, removeSelected, selected, byId, size, setView, canvas])
+
+  useEffect(() => { if (!canEdit && tool !== 'select' && tool !== 'hand') setTool('select') }, [canEdit, tool])
+  useEffect(() => { if (selected && !byId.has(selected)) setSelected(null) }, [byId, selected])
+
+  const placeCard = (cardId: string) => {
+    undo.stopCapturing()
+    const c = toWorld(viewRef.current, size.w / 2, size.h / 2)
+    const jitter = () => Math.round((Math.random() - 0.5) * 60)
+    const id = canvas.addCard(DECK_ID, cardId, Math.round(c.x - 60 + jitter()), Math.round(c.y - 90 + jitter()),
+      { rotation: Math.round((Math.random() - 0.5) * 10 + 360) % 360 })
+    setSelected(id)
+    setTool('select')
+  }
+
+  const applyColor = (value: string) => {
+    setColor(value)
+    if (selected && canEdit && canvas.has(selected)) canvas.setColor(selected, value)
+  }
+
+  const exportPNG = async () => {
+    const world = worldRef.current
+    if (!world) return
+    const box = unionBounds(elements.map(bounds)) ?? { x: 0, y: 0, w: 400, h: 300 }
+    const margin = 40
+    const vb = { x: box.x - margin, y: box.y - margin, w: box.w + 2 * margin, h: box.h + 2 * margin }
+    const ns = 'http://www.w3.org/2000/svg'
+    const out = document.createElementNS(ns, 'svg')
+    out.setAttribute('xmlns', ns)
+    out.setAttribute('viewBox', `${vb.x} ${vb.y} ${vb.w} ${vb.h}`)
+    out.setAttribute('width', String(vb.w))
+    out.setAttribute('height', String(vb.h))
+    const bg = document.createElementNS(ns, 'rect')
+    Object.entries({ x: vb.x, y: vb.y, width: vb.w, height: vb.h, fill: background }).forEach(([k, v]) => bg.setAttribute(k, String(v)))
+    out.append(bg)
+    const clone = world.cloneNode(true) as SVGGElement
+    clone.removeAttribute('transform')
+    out.append(clone)
+    const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(out)], { type: 'image/svg+xml' }))
+    try {
+      const img = new Image()
+      await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = reject; img.src = url })
+      const scale = Math.min(2, 4096 / Math.max(vb.w, vb.h))
+      const cnv = document.createElement('canvas')
+      cnv.width = Math.ceil(vb.w * scale)
+      cnv.height = Math.ceil(vb.h * scale)
+      const ctx = cnv.getContext('2d')!
+      ctx.scale(scale, scale)
+      ctx.drawImage(img, 0, 0)
+      const blob = await new Promise<Blob | null>((resolve) => cnv.toBlob(resolve, 'image/png'))
+      if (blob) download(`${slug(title, 'canvas')}.png`, blob)
+    } finally {
+      URL.revokeObjectURL(url)
+    }
+  }
+  const exportJSON = () => download(`${slug(title, 'canvas')}.json`, JSON.stringify(canvas.toJSON(), null, 2), 'application/json')
+
+  const selectedEl = selected ? byId.get(selected) ?? null : null
+  const selBox = selectedEl && selectedEl.kind !== 'connector' ? bounds(selectedEl) : null
+  const editingEl = editingText ? byId.get(editingText) : null
+  const roles: Record<string, string> = { [owner]: 'owner', ...(meta?.grants ?? {}) }
+
+  return (
+    <div className='page canvas-page'>
+      <header className='topbar'>
+        <a className='icon-button' href='#/' aria-label='Back to home'><Icon name='back' /></a>
+        <input className='doc-title' aria-label='Canvas title' dir='auto' value={title} disabled={!canEdit}
+          placeholder={loaded ? 'Untitled canvas' : 'Loading…'} onChange={(e) => canvas.rename(e.target.value)} />
+        <StatusPill doc={doc} />
+        <Presence peers={peers} roles={roles} following={following} onFollow={setFollowing} />
+        <button type='button' className={`button ghost ${presenting ? 'active' : ''}`} aria-pressed={presenting}
+          onClick={() => setPresenting(!presenting)} title='Others can follow your view'>
+          <Icon name='present' size={18} /><span className='label'>{presenting ? 'Presenting' : 'Present'}</span>
+        </button>
+        <Menu label='Export'>
+          <button type='button' role='menuitem' onClick={exportPNG}>Export PNG</button>
+          <button type='button' role='menuitem' onClick={exportJSON}>Export JSON</button>
+        </Menu>
+        <button type='button' className='button' onClick={() => setSharing(true)}><Icon name='share' size={18} /><span className='label'>Share</span></button>
+      </header>
+      {state.readonly && <p className='banner'>View only — {owner} is sharing this canvas with you. Editing tools are off.</p>}
+      {state.status === 'denied' && <p className='banner error'>You cannot open this canvas: {state.deniedReason}.</p>}
+
+      <div className='canvas-stage' style={{ background }}>
+        <svg ref={svgRef} className={`canvas-svg tool-${tool}`} role='application' aria-label={`Canvas ${title}`}
+          data-testid='canvas' data-elements={elements.length}
+          onPointerDown={onPointerDown} onPointerMove={onPointerMove} onPointerUp={onPointerUp} onPointerCancel={onPointerUp}
+          onPointerLeave={() => doc.awareness.setLocalStateField('cursor', null)} onDoubleClick={onDoubleClick}>
+          <defs>
+            <pattern id='grid' width={40 * view.scale} height={40 * view.scale} patternUnits='userSpaceOnUse'
+              x={view.tx % (40 * view.scale)} y={view.ty % (40 * view.scale)}>
+              <circle cx={1} cy={1} r={1} fill='rgba(31,41,51,0.14)' />
+            </pattern>
+          </defs>
+          <rect width='100%' height='100%' fill='url(#grid)' />
+          <g transform={`translate(${view.tx} ${view.ty}) scale(${view.scale})`}>
+            <g ref={worldRef}>
+              {elements.map((el) => <ElementView key={el.id} el={el} byId={byId} hidden={el.id === editingText} />)}
+            </g>
+            {preview && <rect x={preview.x} y={preview.y} width={preview.w} height={preview.h} fill='rgba(61,90,128,0.12)' stroke='#3d5a80' strokeDasharray='6 4' strokeWidth={1.5 / view.scale} />}
+            {selBox && (
+              <g className='selection' pointerEvents='none'>
+                <rect x={selBox.x - 6} y={selBox.y - 6} width={selBox.w + 12} height={selBox.h + 12} fill='none'
+                  stroke={connectFrom === selected ? '#e76f51' : '#2563eb'} strokeWidth={2 / view.scale} strokeDasharray={`${6 / view.scale} ${4 / view.scale}`} rx={6} />
+                {canEdit && tool === 'select' && selectedEl && selectedEl.kind !== 'stroke' && (
+                  <rect data-handle='resize' pointerEvents='all' x={selBox.x + selBox.w + 6 - 9 / view.scale} y={selBox.y + selBox.h + 6 - 9 / view.scale}
+                    width={18 / view.scale} height={18 / view.scale} rx={4 / view.scale} fill='#ffffff' stroke='#2563eb' strokeWidth={2 / view.scale}
+                    style={{ cursor: 'nwse-resize' }} />
+                )}
+              </g>
+            )}
+            {peers.filter((p) => !p.self && p.cursor).map((p) => (
+              <g key={p.clientId} transform={`translate(${p.cursor!.x} ${p.cursor!.y}) scale(${1 / view.scale})`} pointerEvents='none' className='cursor'>
+                <path d='M0 0 L0 20 L5.5 15 L9.5 24 L13 22.5 L9 14 L16 14 Z' fill={p.color} stroke='#ffffff' strokeWidth={1.5} />
+                <rect x={14} y={20} rx={6} height={22} width={p.name.length * 8 + 16} fill={p.color} />
+                <text x={22} y={35} fontSize={13} fill='#ffffff' fontFamily='system-ui, sans-serif' fontWeight={600}>{p.name}</text>
+              </g>
+            ))}
+          </g>
+        </svg>
+
+        {editingEl && editingEl.kind === 'text' && (
+          <TextEditor canvas={canvas} el={editingEl} view={view} onDone={() => {
+            const current = canvas.has(editingEl.id) ? canvas.element(editingEl.id) : null
+            if (current?.kind === 'text' && !current.text.trim()) canvas.delete(editingEl.id)
+            setEditingText(null)
+          }} />
+        )}
+
+        {loaded && elements.length === 0 && (
+          <div className='canvas-empty muted'>{canEdit ? 'Draw, add a card from the deck, or drop a shape.' : 'Nothing here yet.'}</div>
+        )}
+
+        <div className='zoom-controls' role='group' aria-label='Zoom'>
+          <button type='button' className='icon-button' aria-label='Zoom in' onClick={() => setView(zoomAt(view, 1.25, size.w / 2, size.h / 2))}><Icon name='plus' /></button>
+          <button type='button' className='zoom-level' aria-label='Fit to content' title='Fit to content'
+            onClick={() => { setFollowing(null); setView(fitView(unionBounds(elements.map(bounds)), size.w, size.h)) }}>{Math.round(view.scale * 100)}%</button>
+          <button type='button' className='icon-button' aria-label='Zoom out' onClick={() => setView(zoomAt(view, 0.8, size.w / 2, size.h / 2))}><Icon name='minus' /></button>
+        </div>
+
+        {deckOpen && canEdit && (
+          <div className='deck-tray' role='dialog' aria-label='Deck of cards'>
+            <div className='deck-head'><strong>Cards</strong><button type='button' className='icon-button' aria-label='Close the deck' onClick={() => setDeckOpen(false)}><Icon name='close' size={18} /></button></div>
+            <div className='deck-cards'>
+              {DECK.map((card) => (
+                <button type='button' key={card.id} className='deck-card' style={{ background: card.color }}
+                  onClick={() => placeCard(card.id)} aria-label={`Place card ${card.word}`}>{card.word}</button>
+              ))}
+            </div>
+          </div>
+        )}
+
+        <div className='toolbar' role='toolbar' aria-label='Canvas tools'>
+          <div className='tool-group'>
+            {TOOLS.map(([id, icon, label, key]) => (
+              <button type='button' key={id} className={`tool ${tool === id ? 'active' : ''}`} aria-pressed={tool === id}
+                aria-label={`${label} (${key.toUpperCase()})`} title={`${label} (${key.toUpperCase()})`}
+                disabled={!canEdit && id !== 'select' && id !== 'hand'}
+                onClick={() => { setTool(id); setConnectFrom(null) }}>
+                <Icon name={id === 'shape' ? shapeKind : icon} size={22} />
+              </button>
+            ))}
+            <button type='button' className={`tool ${deckOpen ? 'active' : ''}`} aria-pressed={deckOpen} aria-label='Cards from the deck'
+              title='Cards' disabled={!canEdit} onClick={() => setDeckOpen(!deckOpen)}><Icon name='cards' size={22} /></button>
+          </div>
+          {tool === 'shape' && canEdit && (
+            <div className='tool-group'>
+              {SHAPES.map(([id, label]) => (
+                <button type='button' key={id} className={`tool small ${shapeKind === id ? 'active' : ''}`} aria-pressed={shapeKind === id}
+                  aria-label={label} title={label} onClick={() => setShapeKind(id)}><Icon name={id} /></button>
+              ))}
+            </div>
+          )}
+          {tool === 'pen' && canEdit && (
+            <div className='tool-group'>
+              {[2, 4, 8].map((w) => (
+                <button type='button' key={w} className={`tool small ${penWidth === w ? 'active' : ''}`} aria-pressed={penWidth === w}
+                  aria-label={`Pen width ${w}`} onClick={() => setPenWidth(w)}>
+                  <span className='pen-dot' style={{ width: w + 4, height: w + 4 }} />
+                </button>
+              ))}
+            </div>
+          )}
+          {canEdit && <div className='tool-group palette' role='group' aria-label='Colour'>
+            {PALETTE.map((c) => (
+              <button type='button' key={c} className={`swatch ${color === c ? 'active' : ''}`} style={{ background: c }}
+                aria-label={`Colour ${c}`} aria-pressed={color === c} onClick={() => applyColor(c)} />
+            ))}
+          </div>}
+          {canEdit && <div className='tool-group'>
+            <button type='button' className='tool' aria-label='Undo (Ctrl+Z)' title='Undo (Ctrl+Z)' disabled={!canEdit || !undoState.undo} onClick={() => undo.undo()}><Icon name='undo' size={22} /></button>
+            <button type='button' className='tool' aria-label='Redo (Ctrl+Shift+Z)' title='Redo (Ctrl+Shift+Z)' disabled={!canEdit || !undoState.redo} onClick={() => undo.redo()}><Icon name='redo' size={22} /></button>
+            <button type='button' className='tool' aria-label='Delete selected' title='Delete (Del)' disabled={!canEdit || !selected} onClick={removeSelected}><Icon name='trash' size={22} /></button>
+          </div>}
+        </div>
+        {tool === 'connector' && canEdit && (
+          <p className='hint' role='status'>{connectFrom ? 'Now tap the element to connect to.' : 'Tap the first element to connect.'}</p>
+        )}
+      </div>
+      <ShareDialog doc={name} title={title} kind='canvas' open={sharing} onClose={() => setSharing(false)} />
+    </div>
+  )
+}
+
+/** A textarea over a text element, editing its Y.Text in place. */
+function TextEditor ({ canvas, el, view, onDone }: { canvas: Canvas, el: CanvasElement & { kind: 'text' }, view: View, onDone: () => void }) {
+  const ref = useRef<HTMLTextAreaElement>(null)
+  useEffect(() => { ref.current?.focus() }, [])
+  const text = canvas.elementMap(el.id).get('text') as Y.Text
+  return (
+    <textarea ref={ref} className='text-editor' dir='auto' aria-label='Edit text' value={el.text}
+      style={{
+        left: el.x * view.scale + view.tx,
+        top: el.y * view.scale + view.ty,
+        width: Math.max(el.w, 160) * view.scale,
+        minHeight: Math.max(el.h, 44) * view.scale,
+        fontSize: 22 * view.scale,
+        color: el.color ?? '#1f2933'
+      }}
+      onChange={(e) => {
+        const { index, remove, insert } = diffStrings(text.toString(), e.target.value)
+        canvas.editText(el.id, index, { delete: remove, insert })
+      }}
+      onBlur={onDone}
+      onKeyDown={(e) => { if (e.key === 'Escape' || (e.key === 'Enter' && (e.ctrlKey || e.metaKey))) onDone() }} />
+  )
+}
