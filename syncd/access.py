@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -124,8 +125,10 @@ class Access:
         self.keys = keys
         self.store = store
         # A loaded room keeps its document's metadata (kept current by access changes), so
-        # joining a busy document costs no query.
+        # joining a busy document costs no query; clients arriving together before it is loaded
+        # share one query.
         self._loaded = loaded
+        self._reading: dict[DocKey, asyncio.Future[DocMeta | None]] = {}
 
     def identify(self, token: str | None) -> Identity:
         try:
@@ -139,10 +142,18 @@ class Access:
         room = self._loaded(key) if self._loaded is not None else None
         if room is not None and room.meta is not None:
             return decide(identity, doc, room.meta)
-        meta = await self.store.meta(key)
+        meta = await self._read_meta(key)
         if room is not None and meta is not None:
             room.meta = meta
         return decide(identity, doc, meta)
+
+    async def _read_meta(self, key: DocKey) -> DocMeta | None:
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self.store.meta(key))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        return await asyncio.shield(reading)
 
     @staticmethod
     def parse_doc(owner: str, name: str) -> DocId:
