@@ -39,6 +39,13 @@ log = logging.getLogger("syncd_client")
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 
 
+def backoff_delay(attempt: int, backoff: tuple[float, float]) -> float:
+    """Seconds to wait before reconnection ``attempt`` (0-based): exponential, capped, with
+    jitter so that clients cut off together do not all come back at the same instant."""
+    first, longest = backoff
+    return min(longest, first * 2**attempt) * random.uniform(0.5, 1.0)
+
+
 class PermanentClose(ConnectionError):
     """The server closed the connection with a 44xx code: reconnecting would not help."""
 
@@ -170,8 +177,7 @@ class Client:
                 return
             if self._stopping.is_set():
                 return
-            first, longest = self.backoff
-            delay = min(longest, first * 2**attempt) * random.uniform(0.5, 1.0)
+            delay = backoff_delay(attempt, self.backoff)
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):

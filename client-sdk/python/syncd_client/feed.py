@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from urllib.parse import urlencode
 import msgpack
 import websockets
 
-from .client import PermanentClose
+from .client import PermanentClose, backoff_delay
 from .offline_store import OfflineStore
 
 __all__ = ["FeedSubscriber"]
@@ -115,8 +114,7 @@ class FeedSubscriber:
             if code is not None and 4400 <= code <= 4499:
                 raise PermanentClose(f"{code} {reason}".strip())
             log.info("feed: disconnected (%s %s), retrying", code, reason)
-            first, longest = self.backoff
-            delay = min(longest, first * 2**attempt) * random.uniform(0.5, 1.0)
+            delay = backoff_delay(attempt, self.backoff)
             attempt += 1
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(delay)
