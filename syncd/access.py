@@ -147,6 +147,13 @@ class Access:
             room.meta = meta
         return decide(identity, doc, meta)
 
+    def recheck(self, grant: Grant, room: Room) -> Grant:
+        """Decide again against the loaded room's current metadata, just before joining it: an
+        access change may have landed while this connection was being authorized."""
+        if room.meta is None:
+            return grant
+        return decide(grant.identity, DocId.parse(grant.key.name), room.meta)
+
     async def _read_meta(self, key: DocKey) -> DocMeta | None:
         reading = self._reading.get(key)
         if reading is None:

@@ -62,6 +62,11 @@ async def doc_socket(ws: WebSocket) -> None:
         doc_id = daemon.access.parse_doc(ws.path_params["owner"], ws.path_params["name"])
         grant = await daemon.access.authorize(_bearer(ws), doc_id)
         room = await daemon.rooms.acquire(grant.key, create=grant.may_create)
+        try:
+            grant = daemon.access.recheck(grant, room)
+        except Refusal:
+            daemon.rooms.release(room)
+            raise
     except Refusal as refusal:
         await _refuse(ws, refusal.code, refusal.reason)
         return

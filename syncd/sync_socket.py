@@ -356,7 +356,11 @@ class SyncConnection:
         doc_id = self.daemon.access.parse_doc(owner, rest)
         grant = await self.daemon.access.authorize(token, doc_id)
         room = await self.daemon.rooms.acquire(grant.key, create=grant.may_create)
-        return grant, room
+        try:
+            return self.daemon.access.recheck(grant, room), room
+        except Refusal:
+            self.daemon.rooms.release(room)
+            raise
 
     def _join(self, session: _Session, grant: Grant, room: Room) -> None:
         peer = DocPeer(
