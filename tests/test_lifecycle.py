@@ -84,4 +84,6 @@ async def test_metrics_and_health(daemon):
     assert values["syncd_updates_stored_total"] >= 1
     assert values["syncd_persist_seconds_count"] >= 1
     assert "syncd_send_queue_messages" in values
+    assert values["syncd_messages_sent_total"] >= 3  # step 1 to each, the update to b
+    assert values["syncd_bytes_sent_total"] > values["syncd_messages_sent_total"]
     assert health == {"status": "ok", "database": "ok", "documents": 1, "connections": 2}
