@@ -46,7 +46,7 @@ async def healthz(request: Request) -> Response:
             "status": "ok",
             "database": "ok",
             "documents": len(daemon.rooms),
-            "connections": len(daemon.peers),
+            "connections": len(daemon.sockets),
         }
     )
 

@@ -39,8 +39,10 @@ class Daemon:
         self.changes = ChangeStreams(self.store)  # the feed's format=changes
         self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
         self.access = Access(self._token_keys(settings), self.store, self.rooms.get_loaded)
-        self.peers: set[Peer] = set()
-        self.metrics.send_queue_depth.set_function(lambda: sum(p.queued for p in self.peers))
+        self.peers: set[Peer] = set()  # one per (connection, document)
+        self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
+        self.metrics.connections.set_function(lambda: len(self.sockets))
+        self.metrics.send_queue_depth.set_function(lambda: sum(p.queued for p in self.sockets))
         self.metrics.room_pending.set_function(
             lambda: sum(r.pending for r in self.rooms.loaded())
         )
@@ -82,7 +84,6 @@ class Daemon:
     def connected(self, peer: Peer, grant: Grant) -> None:
         peer.identity = grant.identity
         self.peers.add(peer)
-        self.metrics.connections.set(len(self.peers))
         # A token is checked when a connection opens and again when it expires.
         delay = max(0.0, grant.identity.exp - time.time())
         peer.expiry = asyncio.get_running_loop().call_later(
@@ -94,7 +95,19 @@ class Daemon:
             peer.expiry.cancel()
             peer.expiry = None
         self.peers.discard(peer)
-        self.metrics.connections.set(len(self.peers))
+
+    def socket_opened(self, socket: Peer) -> None:
+        self.sockets.add(socket)
+
+    def socket_closed(self, socket: Peer) -> None:
+        self.sockets.discard(socket)
+
+    async def close_sockets(self, code: int, reason: str) -> None:
+        """Close every WebSocket still open (e.g. /v1/sync ones with no document) and wait."""
+        sockets = list(self.sockets)
+        for socket in sockets:
+            socket.close(code, reason)
+        await asyncio.gather(*(s.wait_closed() for s in sockets), return_exceptions=True)
 
     def access_changed(self, meta: DocMeta) -> None:
         """Re-decide every live connection of the document: revoke, downgrade, upgrade."""

@@ -91,6 +91,7 @@ async def doc_socket(ws: WebSocket) -> None:
     peer.bind_handler(asyncio.current_task())
     peer.on_sent = daemon.count_sent
     daemon.connected(peer, grant)
+    daemon.socket_opened(peer)
     room.join(peer)
     try:
         await _serve(ws, daemon, room, peer)
@@ -105,6 +106,7 @@ async def doc_socket(ws: WebSocket) -> None:
     finally:
         room.leave(peer)
         daemon.disconnected(peer)
+        daemon.socket_closed(peer)
         daemon.rooms.release(room)
         if peer.close_code is not None:
             metrics.closes.labels(str(peer.close_code)).inc()

@@ -57,6 +57,7 @@ class DaemonServer(uvicorn.Server):
             server.close()
         try:
             await self.daemon.rooms.close()
+            await self.daemon.close_sockets(1001, "server shutting down")
         except Exception:
             log.exception("graceful close of documents failed")
         await super().shutdown(sockets)

@@ -182,6 +182,7 @@ class SyncConnection:
 
     async def serve(self) -> None:
         self.socket.bind_handler(asyncio.current_task())
+        self.daemon.socket_opened(self.socket)
         try:
             await self._read()
         except asyncio.CancelledError:
@@ -195,6 +196,7 @@ class SyncConnection:
             self._finished = True  # authentications still running release what they acquire
             for session in list(self.sessions.values()):
                 self._end(session)
+            self.daemon.socket_closed(self.socket)
             if self.socket.close_code is not None:
                 self.daemon.metrics.closes.labels(str(self.socket.close_code)).inc()
                 await self.socket.wait_closed()

@@ -407,3 +407,34 @@ async def test_deletion_closes_that_document_only(any_daemon):
         await client.wait_until(lambda: again.denied is not None and kept.unsynced == 0)
         assert again.denied == "document deleted"
         assert not client.closed.is_set()
+
+
+async def test_one_socket_counts_once_and_shutdown_says_1001(settings):
+    running = await start_daemon(settings)
+    stopped = False
+    try:
+        alice = running.token("alice")
+        busy = await websockets.connect(sync_url(running))
+        idle = await websockets.connect(sync_url(running))  # opens no document at all
+        for name in ("alice/one", "alice/two"):
+            await busy.send(encode_frame(name, Token(alice)))
+        async with asyncio.timeout(WAIT):
+            seen = set()
+            while len(seen) < 2:
+                frame = decode_frame(await busy.recv())
+                if frame.message == Authenticated("read-write"):
+                    seen.add(frame.address)
+        async with httpx.AsyncClient(base_url=running.http) as http:
+            health = (await http.get("/healthz")).json()
+        assert health["connections"] == 2  # two sockets, whatever they carry
+        await running.stop()
+        stopped = True
+        for ws in (busy, idle):
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(WAIT):
+                    while True:
+                        await ws.recv()
+            assert ws.close_code == 1001
+    finally:
+        if not stopped:
+            await running.stop()
