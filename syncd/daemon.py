@@ -39,7 +39,6 @@ class Daemon:
         self.changes = ChangeStreams(self.store)  # the feed's format=changes
         self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
         self.access = Access(self._token_keys(settings), self.store, self.rooms.get_loaded)
-        self.peers: set[Peer] = set()  # one per (connection, document)
         self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
         self.metrics.connections.set_function(lambda: len(self.sockets))
         self.metrics.send_queue_depth.set_function(lambda: sum(p.queued for p in self.sockets))
@@ -83,7 +82,6 @@ class Daemon:
 
     def connected(self, peer: Peer, grant: Grant) -> None:
         peer.identity = grant.identity
-        self.peers.add(peer)
         # A token is checked when a connection opens and again when it expires.
         delay = max(0.0, grant.identity.exp - time.time())
         peer.expiry = asyncio.get_running_loop().call_later(
@@ -94,7 +92,6 @@ class Daemon:
         if peer.expiry is not None:
             peer.expiry.cancel()
             peer.expiry = None
-        self.peers.discard(peer)
 
     def socket_opened(self, socket: Peer) -> None:
         self.sockets.add(socket)

@@ -4,7 +4,7 @@ over defaults. Nothing else in syncd reads the environment."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ class Settings:
     log_level: str = "info"
     # Development only: POST /v1/dev/login mints a token for any typed name.
     dev_login: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def effective_database_url(self) -> str:
@@ -55,8 +54,6 @@ class Settings:
         env = dict(os.environ) if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = env.get(f"SYNCD_{f.name.upper()}")
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw)

@@ -7,7 +7,6 @@ import contextlib
 
 import pycrdt
 import pytest
-import websockets
 
 from tests.support.servers import DaemonProcess
 from tests.support.yclient import YClient
@@ -109,8 +108,6 @@ async def test_sigterm_closes_peers_with_1001(tmp_path):
     assert code in (0, -15)
     await client.close()
     await other.close()
-    with contextlib.suppress(websockets.ConnectionClosed):
-        pass
 
 
 async def test_tokens_never_reach_the_log(tmp_path):

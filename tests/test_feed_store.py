@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import psycopg
 import pycrdt
 import pytest
 
 from storage import DocKey, NewUpdate, SqlStore
-from tests.test_store_contract import text_updates
+from tests.support.updates import text_updates
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
-    s = SqlStore(database_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def drain(store: SqlStore, tenant: str, after: int = 0, **kw):  # type: ignore[no-untyped-def]

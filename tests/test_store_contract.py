@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pycrdt
 import pytest
@@ -12,29 +11,11 @@ from storage import DocKey, GroupCommit, NewUpdate, SqlStore, Store
 from syncd.metrics import Metrics
 from syncd.rooms import DocumentNotFound, Rooms
 from syncd.settings import Settings
+from tests.support.updates import text_updates
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    s = SqlStore(database_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
-def text_updates(n: int, client_id: int = 1) -> tuple[list[bytes], str]:
-    """n updates, each appending one numbered line to a Y.Text; returns them and the text."""
-    doc = pycrdt.Doc(client_id=client_id)
-    text = doc.get("t", type=pycrdt.Text)
-    out: list[bytes] = []
-    doc.observe(lambda e: out.append(e.update))
-    for i in range(n):
-        text += f"{i};"
-    return out, str(text)
 
 
 def replay(loaded) -> pycrdt.Doc:  # type: ignore[no-untyped-def]
