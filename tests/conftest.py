@@ -20,6 +20,9 @@ from storage import SqlStore
 from syncd.settings import Settings
 from tests.support.servers import RunningDaemon, start_daemon
 
+# Fixtures shared by the decoded-changes tests (``journal``, ``canvas``: a document and a Follower).
+pytest_plugins = ["tests.support.change_docs"]
+
 POSTGRES_URL = os.environ.get(
     "SYNCD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
