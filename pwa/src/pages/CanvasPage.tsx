@@ -1,9 +1,10 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import type { Canvas, CanvasElement, DocumentMetadata, SyncedDocument } from 'syncd-client'
-import { diffStrings } from 'syncd-client'
 import * as Y from 'yjs'
 
 import { ElementView } from '../canvas/Elements'
+import { TextEditor } from '../canvas/TextEditor'
+import { CanvasToolbar, TOOLS, type Tool } from '../canvas/Toolbar'
 import { Icon } from '../components/Icon'
 import { type Box, type View, bounds, clampScale, fitView, toWorld, unionBounds, zoomAt } from '../canvas/geometry'
 import { Presence } from '../components/Presence'
@@ -14,18 +15,6 @@ import { download, slug } from '../lib/download'
 import { docsMap, remember } from '../lib/library'
 import { useApp, useDocState, useDocument, useLoaded, usePeers, useYVersion } from '../lib/sync'
 import { Menu } from './JournalPage'
-
-type Tool = 'select' | 'hand' | 'pen' | 'shape' | 'text' | 'connector'
-const SHAPES = [['rect', 'Rectangle'], ['ellipse', 'Ellipse'], ['diamond', 'Diamond'], ['triangle', 'Triangle']] as const
-const PALETTE = ['#1f2933', '#d1495b', '#e76f51', '#f4a261', '#e9c46a', '#2a9d8f', '#3d5a80', '#8e5572', '#a0c4ff', '#b7e4c7', '#ffffff']
-const TOOLS: [Tool, string, string, string][] = [
-  ['select', 'select', 'Select and move', 'v'],
-  ['hand', 'hand', 'Pan', 'h'],
-  ['pen', 'pen', 'Pen', 'p'],
-  ['shape', 'rect', 'Shape', 's'],
-  ['text', 'text', 'Text', 't'],
-  ['connector', 'connector', 'Connector', 'c']
-]
 
 type Gesture =
   | { kind: 'pan', sx: number, sy: number, view: View }
@@ -550,78 +539,17 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
           </div>
         )}
 
-        <div className='toolbar' role='toolbar' aria-label='Canvas tools'>
-          <div className='tool-group'>
-            {TOOLS.map(([id, icon, label, key]) => (
-              <button type='button' key={id} className={`tool ${tool === id ? 'active' : ''}`} aria-pressed={tool === id}
-                aria-label={`${label} (${key.toUpperCase()})`} title={`${label} (${key.toUpperCase()})`}
-                disabled={!canEdit && id !== 'select' && id !== 'hand'}
-                onClick={() => { setTool(id); setConnectFrom(null) }}>
-                <Icon name={id === 'shape' ? shapeKind : icon} size={22} />
-              </button>
-            ))}
-            <button type='button' className={`tool ${deckOpen ? 'active' : ''}`} aria-pressed={deckOpen} aria-label='Cards from the deck'
-              title='Cards' disabled={!canEdit} onClick={() => setDeckOpen(!deckOpen)}><Icon name='cards' size={22} /></button>
-          </div>
-          {tool === 'shape' && canEdit && (
-            <div className='tool-group'>
-              {SHAPES.map(([id, label]) => (
-                <button type='button' key={id} className={`tool small ${shapeKind === id ? 'active' : ''}`} aria-pressed={shapeKind === id}
-                  aria-label={label} title={label} onClick={() => setShapeKind(id)}><Icon name={id} /></button>
-              ))}
-            </div>
-          )}
-          {tool === 'pen' && canEdit && (
-            <div className='tool-group'>
-              {[2, 4, 8].map((w) => (
-                <button type='button' key={w} className={`tool small ${penWidth === w ? 'active' : ''}`} aria-pressed={penWidth === w}
-                  aria-label={`Pen width ${w}`} onClick={() => setPenWidth(w)}>
-                  <span className='pen-dot' style={{ width: w + 4, height: w + 4 }} />
-                </button>
-              ))}
-            </div>
-          )}
-          {canEdit && <div className='tool-group palette' role='group' aria-label='Colour'>
-            {PALETTE.map((c) => (
-              <button type='button' key={c} className={`swatch ${color === c ? 'active' : ''}`} style={{ background: c }}
-                aria-label={`Colour ${c}`} aria-pressed={color === c} onClick={() => applyColor(c)} />
-            ))}
-          </div>}
-          {canEdit && <div className='tool-group'>
-            <button type='button' className='tool' aria-label='Undo (Ctrl+Z)' title='Undo (Ctrl+Z)' disabled={!canEdit || !undoState.undo} onClick={() => undo.undo()}><Icon name='undo' size={22} /></button>
-            <button type='button' className='tool' aria-label='Redo (Ctrl+Shift+Z)' title='Redo (Ctrl+Shift+Z)' disabled={!canEdit || !undoState.redo} onClick={() => undo.redo()}><Icon name='redo' size={22} /></button>
-            <button type='button' className='tool' aria-label='Delete selected' title='Delete (Del)' disabled={!canEdit || !selected} onClick={removeSelected}><Icon name='trash' size={22} /></button>
-          </div>}
-        </div>
+        <CanvasToolbar
+          tool={tool} onTool={(id) => { setTool(id); setConnectFrom(null) }} canEdit={canEdit}
+          shapeKind={shapeKind} onShapeKind={setShapeKind} penWidth={penWidth} onPenWidth={setPenWidth}
+          color={color} onColor={applyColor} deckOpen={deckOpen} onDeckOpen={setDeckOpen}
+          canUndo={undoState.undo} canRedo={undoState.redo} onUndo={() => undo.undo()} onRedo={() => undo.redo()}
+          canDelete={selected !== null} onDelete={removeSelected} />
         {tool === 'connector' && canEdit && (
           <p className='hint' role='status'>{connectFrom ? 'Now tap the element to connect to.' : 'Tap the first element to connect.'}</p>
         )}
       </div>
       <ShareDialog doc={name} title={title} kind='canvas' open={sharing} onClose={() => setSharing(false)} />
     </div>
-  )
-}
-
-/** A textarea over a text element, editing its Y.Text in place. */
-function TextEditor ({ canvas, el, view, onDone }: { canvas: Canvas, el: CanvasElement & { kind: 'text' }, view: View, onDone: () => void }) {
-  const ref = useRef<HTMLTextAreaElement>(null)
-  useEffect(() => { ref.current?.focus() }, [])
-  const text = canvas.elementMap(el.id).get('text') as Y.Text
-  return (
-    <textarea ref={ref} className='text-editor' dir='auto' aria-label='Edit text' value={el.text}
-      style={{
-        left: el.x * view.scale + view.tx,
-        top: el.y * view.scale + view.ty,
-        width: Math.max(el.w, 160) * view.scale,
-        minHeight: Math.max(el.h, 44) * view.scale,
-        fontSize: 22 * view.scale,
-        color: el.color ?? '#1f2933'
-      }}
-      onChange={(e) => {
-        const { index, remove, insert } = diffStrings(text.toString(), e.target.value)
-        canvas.editText(el.id, index, { delete: remove, insert })
-      }}
-      onBlur={onDone}
-      onKeyDown={(e) => { if (e.key === 'Escape' || (e.key === 'Enter' && (e.ctrlKey || e.metaKey))) onDone() }} />
   )
 }
