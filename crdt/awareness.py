@@ -8,6 +8,7 @@ cannot resurrect a client that left.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from .protocol import Decoder, ProtocolError, write_var_string, write_var_uint
@@ -53,12 +54,15 @@ def encode_awareness_update(entries: list[AwarenessEntry]) -> bytes:
 class AwarenessStates:
     """The latest state of every client of one document, with y-protocols' clock rules."""
 
-    __slots__ = ("_states",)
+    __slots__ = ("_gone", "_states", "max_gone")
 
-    def __init__(self) -> None:
+    def __init__(self, max_gone: int = 4096) -> None:
         self._states: dict[int, AwarenessEntry] = {}
         # Removed clients keep their clock (as a "null" entry) so that a delayed older update
-        # from them is recognised as stale.
+        # from them is recognised as stale. Every browser tab is a new client id, so a busy
+        # document would collect them forever: only the last ``max_gone`` are remembered.
+        self._gone: deque[int] = deque()
+        self.max_gone = max_gone
 
     def accepts(self, e: AwarenessEntry) -> bool:
         """Whether ``e`` is newer than what we hold (y-protocols' rule)."""
@@ -76,6 +80,8 @@ class AwarenessStates:
             if self.accepts(e):
                 self._states[e.client_id] = e
                 accepted.append(e)
+                if e.removed:
+                    self._forget_later(e.client_id)
         return accepted
 
     def remove(self, client_ids: set[int]) -> list[AwarenessEntry]:
@@ -87,7 +93,16 @@ class AwarenessStates:
                 entry = AwarenessEntry(cid, current.clock + 1, NULL_STATE)
                 self._states[cid] = entry
                 removed.append(entry)
+                self._forget_later(cid)
         return removed
+
+    def _forget_later(self, client_id: int) -> None:
+        self._gone.append(client_id)
+        while len(self._gone) > self.max_gone:
+            old = self._gone.popleft()
+            entry = self._states.get(old)
+            if entry is not None and entry.removed:
+                del self._states[old]
 
     def live(self) -> list[AwarenessEntry]:
         return [e for e in self._states.values() if not e.removed]

@@ -131,3 +131,13 @@ def test_merge_and_state_vector():
     c = pycrdt.Doc()
     c.apply_update(merged)
     assert decode_state_vector(c.get_state()) == {1: 2, 2: 1}
+
+
+def test_awareness_remembers_a_bounded_number_of_departed_clients():
+    states = AwarenessStates(max_gone=3)
+    for cid in range(10):
+        states.apply([AwarenessEntry(cid, 1, '{"a":1}')])
+        states.remove({cid})
+    assert len(states._states) == 3  # the last three departures are remembered
+    assert not states.apply([AwarenessEntry(9, 1, '{"a":1}')])  # still recognised as stale
+    assert len(states) == 0
