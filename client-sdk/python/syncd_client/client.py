@@ -36,6 +36,9 @@ __all__ = ["Client", "PermanentClose"]
 
 log = logging.getLogger("syncd_client")
 
+# Frames waiting for the socket; past it the connection is dropped and re-synced.
+OUTGOING_LIMIT = 10_000
+
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 
 
@@ -79,6 +82,7 @@ class Client:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()
+        self._dropping: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> Client:
         self.start()
@@ -185,7 +189,7 @@ class Client:
 
     async def _serve(self, ws: Any) -> None:
         self._ws = ws
-        self._outgoing = asyncio.Queue()
+        self._outgoing = asyncio.Queue(maxsize=OUTGOING_LIMIT)
         writer = asyncio.create_task(self._write(ws, self._outgoing))
         self.connected.set()
         try:
@@ -225,5 +229,14 @@ class Client:
         """Queue a frame; ``False`` when offline (the outbox keeps edits for later)."""
         if self._outgoing is None:
             return False
-        self._outgoing.put_nowait(encode_frame(address, message))
+        try:
+            self._outgoing.put_nowait(encode_frame(address, message))
+        except asyncio.QueueFull:
+            # The server reads slower than we write. Edits are safe in the outbox: drop the
+            # connection, and the reconnect's sync step 2 carries everything still unsent.
+            log.warning("syncd_client: %d frames unsent; reconnecting", OUTGOING_LIMIT)
+            if self._ws is not None:
+                self._dropping = asyncio.ensure_future(self._ws.close(1013, "send queue full"))
+            self._outgoing = None
+            return False
         return True
