@@ -81,7 +81,8 @@ async def test_stock_provider_syncs_three_documents_over_one_socket(any_daemon, 
             assert ready["docs"][VIEWED]["auth"] == {"scope": "readonly"}
             assert ready["docs"][PRIVATE]["auth"] == {"denied": "no access to this document"}
             # One socket on the server, a peer per open document on it.
-            peers = [p for p in any_daemon.daemon.peers if isinstance(p, DocPeer)]
+            rooms = any_daemon.daemon.rooms.loaded()
+            peers = [p for r in rooms for p in r.peers if isinstance(p, DocPeer)]
             assert sorted(p.address for p in peers) == sorted([OWN, VIEWED])
             assert len({p.socket for p in peers}) == 1
 
