@@ -54,10 +54,20 @@ class Metrics:
             "syncd_load_failures", "Document loads that failed", registry=r
         )
         self.compactions = Counter("syncd_compactions", "Log compactions", registry=r)
+        self.awareness_refused = Counter(
+            "syncd_awareness_refused",
+            "New presence states dropped because their document's presence was full, by bound "
+            "(clients: max_awareness_clients, bytes: max_awareness_document_bytes)",
+            ["bound"],
+            registry=r,
+        )
 
     def on_commit(self, count: int, seconds: float) -> None:
         self.updates_stored.inc(count)
         self.persist_seconds.observe(seconds)
+
+    def on_awareness_refused(self, bound: str) -> None:
+        self.awareness_refused.labels(bound).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +25,10 @@ import pycrdt
 from crdt.awareness import (
     AwarenessEntry,
     AwarenessStates,
+    StateTooLarge,
     decode_awareness,
     encode_awareness_update,
+    stamp,
 )
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
 from crdt.updates import EMPTY_UPDATE, merge
@@ -73,11 +74,12 @@ class Room:
         compact_after_updates: int = 500,
         compact_after_bytes: int = 4 * 1024 * 1024,
         on_compact: Callable[[Room], None] | None = None,
+        awareness: AwarenessStates | None = None,  # presence, with its bounds
     ) -> None:
         self.key = key
         self.doc = pycrdt.Doc()
         self.peers: set[Peer] = set()
-        self.awareness = AwarenessStates()
+        self.awareness = awareness if awareness is not None else AwarenessStates()
         self.meta: DocMeta | None = None  # access settings, cached for joining peers
         self._awareness_holders: dict[int, Peer] = {}
         self.state = RoomState.OPEN
@@ -151,37 +153,98 @@ class Room:
             raise ProtocolError("invalid state vector") from exc
         return encode_sync(SyncStep.STEP2, update)
 
-    def awareness_from(self, peer: Peer, update: bytes) -> None:
+    def awareness_from(self, peer: Peer, update: bytes) -> bytes | None:
         """Apply a peer's presence update and relay what changed.
 
         Stock clients echo every awareness change they receive back to the server, other
         clients' states included, with the clock unchanged; so stale entries are skipped before
-        anything else. A client id belongs to the connection whose newer, non-null state first
-        claimed it; a connection of the same principal may take it over (a client that
-        reconnected before we noticed its old socket died), one of another principal may not
-        touch it at all. Each state gets ``principal`` set from the token, so what others see
-        cannot be forged.
+        anything else (they are never stored or relayed, so they need no parsing). Every other
+        state is parsed as a stock client's ``JSON.parse`` would read it and written out again
+        with ``principal`` set from the token (``crdt.awareness.stamp``): what others see can
+        neither be forged nor break their ``applyAwarenessUpdate``. A client id belongs to the
+        connection whose newer, non-null state first claimed it; a connection of the same
+        principal may take it over (a client that reconnected before we noticed its old socket
+        died), one of another principal may not touch it at all. The document's presence bounds
+        (``self.awareness.limits``) are checked before anything changes, so a refused message
+        changes nothing, and the per-connection one before any state is parsed.
+
+        Returns:
+            The echo ``/v1/sync`` sends back to the sender, as Hocuspocus does (a stock provider
+            that hears nothing for 30 s drops its socket): for each client id of the update,
+            what the room now holds for it, or the sender's state as validated and stamped when
+            the room holds nothing (its presence was full); ``None`` for an empty update. So the
+            echo never carries what the server did not parse and re-serialise; and a
+            reconnected provider whose stale state meets the server's removal of it hears that
+            removal, which makes it announce itself again with a newer clock.
+
+        Raises:
+            ProtocolError: a malformed update or state, or more client ids on this connection
+                than ``max_ids_per_connection`` (4400). A state over ``max_state_bytes``
+                closes the peer here, with 4413, and returns ``None``.
         """
-        entries = []
-        for e in decode_awareness(update):  # raises ProtocolError
-            if not self.awareness.accepts(e):
+        limits = self.awareness.limits
+        decoded = decode_awareness(update)
+        # Only the entry that wins for each id counts (y-protocols applies them in order: the
+        # highest clock, a removal at equal clocks), so a message repeating one id with rising
+        # clocks costs one parse, not thousands.
+        latest: dict[int, AwarenessEntry] = {}
+        for e in decoded:
+            prev = latest.get(e.client_id)
+            if prev is None or (e.clock, e.removed) > (prev.clock, prev.removed):
+                latest[e.client_id] = e
+
+        def may_announce(client_id: int) -> bool:
+            holder = self._awareness_holders.get(client_id)
+            return (
+                holder is None
+                or holder is peer
+                or holder not in self.peers
+                or holder.principal == peer.principal
+            )
+
+        owned = [
+            e for e in latest.values() if self.awareness.accepts(e) and may_announce(e.client_id)
+        ]
+        # Before parsing anything: at most max_ids_per_connection states are parsed per message.
+        claimed = {e.client_id for e in owned if not e.removed} - peer.awareness_ids
+        if len(peer.awareness_ids) + len(claimed) > limits.max_ids_per_connection:
+            raise ProtocolError(
+                f"awareness for more than {limits.max_ids_per_connection} client ids "
+                "on one connection"
+            )
+        try:
+            owned = [stamp(e, peer.principal, max_bytes=limits.max_state_bytes) for e in owned]
+        except StateTooLarge as exc:
+            log.info("doc %s: peer %s: %s; closing 4413", self.key, peer.id, exc)
+            peer.close(CloseCode.TOO_LARGE, str(exc))
+            return None
+        for e in owned:
+            if e.removed:
                 continue
             holder = self._awareness_holders.get(e.client_id)
-            if holder is not None and holder not in self.peers:
-                holder = None
-            if holder is not None and holder is not peer:
-                if holder.principal != peer.principal:
-                    continue
-                if not e.removed:  # a reconnected client takes its id over
-                    holder.awareness_ids.discard(e.client_id)
-                    holder = None
-            if holder is None and not e.removed:
-                self._awareness_holders[e.client_id] = peer
-                peer.awareness_ids.add(e.client_id)
-            entries.append(_stamp(e, peer.principal))
-        accepted = self.awareness.apply(entries)
+            if holder is not None and holder is not peer:  # a reconnected client takes it over
+                holder.awareness_ids.discard(e.client_id)
+            self._awareness_holders[e.client_id] = peer
+            peer.awareness_ids.add(e.client_id)
+        refused_before = self.awareness.refused
+        accepted = self.awareness.apply(owned)
+        if self.awareness.refused and not refused_before:  # once per loaded document
+            log.warning(
+                "doc %s: presence is full (%d clients, %d bytes): new states are dropped "
+                "(counted in syncd_awareness_refused)",
+                self.key,
+                len(self.awareness),
+                self.awareness.live_bytes,
+            )
         if accepted:
             self._broadcast(encode_awareness(encode_awareness_update(accepted)), peer)
+        validated = {e.client_id: e for e in owned}
+        echo = [
+            self.awareness.get(cid) or validated[cid]
+            for cid in dict.fromkeys(e.client_id for e in decoded)
+            if self.awareness.get(cid) is not None or cid in validated
+        ]
+        return encode_awareness(encode_awareness_update(echo)) if echo else None
 
     def regrant(self, peer: Peer, readonly: bool) -> None:
         """Apply a changed role to a live peer (DESIGN.md §1.4).
@@ -344,16 +407,3 @@ class Room:
         self.peers.clear()
         return peers
 
-
-def _stamp(entry: AwarenessEntry, principal: str) -> AwarenessEntry:
-    if entry.removed:
-        return entry
-    try:
-        state = json.loads(entry.state)
-    except ValueError as exc:
-        # Stock clients JSON.parse every state: relaying this would break them all.
-        raise ProtocolError("awareness state is not JSON") from exc
-    if not isinstance(state, dict):
-        return entry
-    state["principal"] = principal
-    return AwarenessEntry(entry.client_id, entry.clock, json.dumps(state, separators=(",", ":")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from crdt.awareness import AwarenessLimits, AwarenessStates
 from storage import DocKey, GroupCommit, Store, StoreUnavailable
 
 from .metrics import Metrics
@@ -92,6 +93,15 @@ class Rooms:
                 compact_after_updates=self.settings.compact_after_updates,
                 compact_after_bytes=self.settings.compact_after_bytes,
                 on_compact=self._schedule_compaction,
+                awareness=AwarenessStates(
+                    AwarenessLimits(
+                        max_state_bytes=self.settings.max_awareness_state_bytes,
+                        max_clients=self.settings.max_awareness_clients,
+                        max_ids_per_connection=self.settings.max_awareness_ids_per_connection,
+                        max_total_bytes=self.settings.max_awareness_document_bytes,
+                    ),
+                    on_refused=self.metrics.on_awareness_refused,
+                ),
             )
             room.restore(loaded)
         except DocumentNotFound:

@@ -29,6 +29,11 @@ class Settings:
     send_queue_bytes: int = 32 * MiB
     # Updates received by a room and not yet committed; above this, readers wait (backpressure).
     room_pending_bytes: int = 16 * MiB
+    # Presence (awareness) of one document; what happens at each bound: docs/protocol.md.
+    max_awareness_state_bytes: int = 64 * 1024  # one state; above it, close 4413
+    max_awareness_clients: int = 2000  # live client ids; new ones past it are dropped
+    max_awareness_ids_per_connection: int = 16  # client ids one connection may announce (4400)
+    max_awareness_document_bytes: int = 4 * MiB  # live states together (a newcomer's greeting)
     # Storage policy.
     commit_window_ms: float = 0.0
     compact_after_updates: int = 500
@@ -67,7 +72,9 @@ class Settings:
 def _parse(name: str, raw: str) -> Any:
     default = getattr(Settings(), name)
     if name in {"port", "max_message_bytes", "send_queue_messages", "send_queue_bytes",
-                "room_pending_bytes", "compact_after_updates", "compact_after_bytes"}:
+                "room_pending_bytes", "compact_after_updates", "compact_after_bytes",
+                "max_awareness_state_bytes", "max_awareness_clients",
+                "max_awareness_ids_per_connection", "max_awareness_document_bytes"}:
         return int(raw)
     if name in {"commit_window_ms", "idle_unload_seconds", "shutdown_grace_seconds"}:
         return float(raw)

@@ -45,7 +45,6 @@ from crdt.protocol import (
     QueryAwarenessMessage,
     SyncMessage,
     SyncStep,
-    encode_awareness,
 )
 from crdt.updates import validate_update
 from storage import StoreUnavailable
@@ -278,11 +277,12 @@ class SyncConnection:
                 done = await room.ingest(peer, msg.payload, peer.principal, ack=True)
                 self._ack(session, False if done is None else done)
         elif isinstance(msg, AwarenessMessage):
-            room.awareness_from(peer, msg.update)
+            echo = room.awareness_from(peer, msg.update)
             # Hocuspocus relays presence to its sender too, and stock providers count on it: one
             # that hears nothing for 30 s drops the socket (the provider renews presence every
-            # 15 s).
-            peer.send(encode_awareness(msg.update))
+            # 15 s). The echo is what the room validated and stamped, never the raw message.
+            if echo is not None:
+                peer.send(echo)
         elif isinstance(msg, QueryAwarenessMessage):
             reply = room.awareness_message()
             if reply is not None:
