@@ -3,11 +3,20 @@
 from .commit import GroupCommit
 from .feed import FeedEvent, FeedPage
 from .sql import SqlStore
-from .store import DocKey, DocMeta, LoadedDoc, NewUpdate, Store, StoreUnavailable
+from .store import (
+    DocKey,
+    DocMeta,
+    DocumentDeleted,
+    LoadedDoc,
+    NewUpdate,
+    Store,
+    StoreUnavailable,
+)
 
 __all__ = [
     "DocKey",
     "DocMeta",
+    "DocumentDeleted",
     "FeedEvent",
     "FeedPage",
     "GroupCommit",

@@ -5,6 +5,10 @@ has gathered since the previous commit in one transaction (SQLite has one writer
 Postgres commit costs the same for one row or a hundred). Under load the batches grow by
 themselves; ``window_ms`` adds an optional wait to gather more when the load is light.
 
+A failed transaction fails every submitter of the round. A document refused by the store (a
+tombstone: ``DocumentDeleted``) fails only its own submitters; the others' updates are
+committed with the round.
+
 Bound: each room has at most one batch in flight (it awaits the result before sending the next),
 so the pending list never holds more entries than there are open rooms.
 """
@@ -17,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from .store import DocKey, NewUpdate, Store
+from .store import DocKey, DocumentDeleted, NewUpdate, Store
 
 __all__ = ["GroupCommit"]
 
@@ -54,7 +58,12 @@ class GroupCommit:
             await task
 
     async def submit(self, key: DocKey, items: Sequence[NewUpdate]) -> list[int]:
-        """Store ``items`` (in order) for ``key``; return their seqs once they are committed."""
+        """Store ``items`` (in order) for ``key``; return their seqs once they are committed.
+
+        Raises:
+            DocumentDeleted: ``key`` is deleted; nothing of ``items`` was stored.
+            StoreUnavailable: the commit failed; nothing of this round was stored.
+        """
         if self._task is None:
             raise RuntimeError("group commit is not running")
         fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
@@ -87,10 +96,16 @@ class GroupCommit:
                     fut.set_exception(exc)
             return
         if self._on_commit is not None:
-            self._on_commit(sum(len(v) for v in batch.values()), time.perf_counter() - started)
+            stored = sum(len(v) for v in seqs.values() if not isinstance(v, DocumentDeleted))
+            self._on_commit(stored, time.perf_counter() - started)
         offsets: dict[DocKey, int] = {}
         for key, items, fut in pending:
             at = offsets.get(key, 0)
             offsets[key] = at + len(items)
-            if not fut.done():
-                fut.set_result(seqs[key][at : at + len(items)])
+            result = seqs.get(key, [])
+            if fut.done():
+                continue
+            if isinstance(result, DocumentDeleted):
+                fut.set_exception(DocumentDeleted(key))  # one exception object per waiter
+            else:
+                fut.set_result(result[at : at + len(items)])

@@ -1,7 +1,8 @@
 """Reading the change feed: every stored update of a tenant in feed-position order.
 
 Positions come from ``syncd_feed_position``, allocated under a lock held until commit, so the
-committed positions always form a prefix (with gaps only for transactions that rolled back).
+committed positions always form a prefix (with gaps only for transactions that rolled back, and
+for updates refused because their document was deleted).
 A page therefore reads the committed high-water mark first and then rows up to it: nothing
 below the mark can appear later, and a cursor never skips an update.
 
@@ -9,6 +10,8 @@ Retention may delete log rows already folded into a snapshot. A document whose `
 is above the cursor has lost history the subscriber has not seen: instead of its remaining old
 rows, the page carries one ``reset`` event placed at the snapshot's position, holding the
 snapshot (the whole document up to there); the document's rows after it follow as usual.
+
+Nothing of a deleted document is served, neither its updates nor a reset.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .schema import documents, feed_position, snapshots, updates
@@ -48,9 +51,11 @@ async def read_feed_page(
     high = (
         await conn.execute(select(feed_position.c.pos).where(feed_position.c.id == 1))
     ).scalar_one()
-    in_scope = [documents.c.tenant == tenant]
+    # Deleted documents are never served: their content is gone, and whatever an older syncd
+    # let a racing append store after the tombstone must not leak through the feed.
+    in_scope = [documents.c.tenant == tenant, documents.c.deleted_at.is_(None)]
     if prefix:
-        in_scope.append(documents.c.name.startswith(prefix, autoescape=True))
+        in_scope.append(_starts_with(prefix))
 
     # Documents whose history after the cursor was pruned: a reset at their snapshot position.
     reset_rows = (
@@ -66,7 +71,6 @@ async def read_feed_page(
             .where(
                 *in_scope,
                 documents.c.pruned_pos > after,
-                documents.c.deleted_at.is_(None),
                 snapshots.c.upto_pos <= high,
             )
             .order_by(snapshots.c.upto_pos)
@@ -112,6 +116,16 @@ async def read_feed_page(
         events = events[:limit]
         return FeedPage(events, events[-1].pos)
     return FeedPage(events, horizon)
+
+
+def _starts_with(prefix: str) -> ColumnElement[bool]:
+    """Names beginning with ``prefix``, literally and case-sensitively on both databases.
+
+    Not ``LIKE``: SQLite's ignores ASCII case (``alice/`` would match ``Alice/x``) and gives
+    ``%`` and ``_`` meaning. Comparing the name's first characters with ``=`` is exact on both
+    (SQLite's default BINARY collation, Postgres's deterministic ones).
+    """
+    return func.substr(documents.c.name, 1, len(prefix)) == prefix
 
 
 # How many rows a reset may hide from one page. Not a hard bound (a pruned document may have

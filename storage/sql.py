@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,18 +19,23 @@ from sqlalchemy import case, event, func, select, text
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from crdt.updates import fold
 
+from .deadline import operation_deadline, postgres_connect_args
 from .feed import FeedPage, read_feed_page
 from .schema import documents, feed_position, grants, migrate, snapshots, updates
-from .store import DocKey, DocMeta, LoadedDoc, NewUpdate, StoreUnavailable
+from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, StoreUnavailable
 
 __all__ = ["SqlStore", "engine_url"]
 
 log = logging.getLogger("syncd.storage")
+
+# The deadline of ping(), the health check: shorter than an operation's.
+PING_TIMEOUT = 2.0
 
 
 def engine_url(url: str) -> str:
@@ -55,6 +61,9 @@ class SqlStore:
             versions and per-principal rollback); ``None`` keeps them forever.
         sqlite_synchronous: SQLite's ``synchronous`` pragma; ``FULL`` survives power loss,
             ``NORMAL`` (with WAL) survives a killed process but not a power cut.
+        timeout_seconds: the deadline of every operation (a transaction, from taking a
+            connection to its commit); past it the operation fails with
+            :class:`StoreUnavailable`. See ``storage/deadline.py``.
     """
 
     def __init__(
@@ -63,10 +72,14 @@ class SqlStore:
         *,
         retention_seconds: float | None = 30 * 24 * 3600,
         sqlite_synchronous: str = "FULL",
+        timeout_seconds: float = 5.0,
     ) -> None:
         self.url = engine_url(url)
         self.retention_seconds = retention_seconds
         self._sqlite_synchronous = sqlite_synchronous
+        if not timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be positive, not {timeout_seconds!r}")
+        self.timeout = timeout_seconds
         self._engine: AsyncEngine | None = None
         self._ids: dict[DocKey, int] = {}  # document row ids, which never change
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
@@ -79,8 +92,12 @@ class SqlStore:
             path = self.url.split(":///", 1)[1] if ":///" in self.url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(self.url, pool_size=4, max_overflow=4)
+            engine = create_async_engine(
+                self.url, pool_size=4, max_overflow=4, pool_timeout=self.timeout
+            )
             synchronous = self._sqlite_synchronous
+            # Lock waits are SQLite's only unbounded ones: bound them by the same deadline.
+            busy_ms = max(1, math.ceil(self.timeout * 1000))
 
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +108,7 @@ class SqlStore:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute(f"PRAGMA synchronous={synchronous}")
                 cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute("PRAGMA busy_timeout=10000")
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
                 cur.close()
 
             @event.listens_for(engine.sync_engine, "begin")
@@ -101,8 +118,16 @@ class SqlStore:
                 write = conn.get_execution_options().get("syncd_write", False)
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         else:
+            options = make_url(self.url).query.get("options")
             engine = create_async_engine(
-                self.url, pool_size=8, max_overflow=4, pool_pre_ping=True, pool_timeout=10
+                self.url,
+                pool_size=8,
+                max_overflow=4,
+                pool_pre_ping=True,  # bounded by the deadline like every other wait
+                pool_timeout=self.timeout,
+                connect_args=postgres_connect_args(
+                    self.timeout, options if isinstance(options, str) else None
+                ),
             )
         self._engine = engine
         async with self._begin() as conn:
@@ -115,27 +140,31 @@ class SqlStore:
 
     @asynccontextmanager
     async def _begin(
-        self, *, write: bool = True, snapshot: bool = False
+        self, *, write: bool = True, snapshot: bool = False, timeout: float | None = None
     ) -> AsyncIterator[AsyncConnection]:
         """A transaction. ``write=False`` for read-only ones; ``snapshot``: all its reads see
-        one state (Postgres REPEATABLE READ; SQLite transactions always do)."""
+        one state (Postgres REPEATABLE READ; SQLite transactions always do). Everything in it,
+        from taking a connection to returning it, shares one deadline (``timeout``, by default
+        the store's)."""
         if self._engine is None:
             raise StoreUnavailable("store is not open")
         try:
-            async with self._engine.connect() as conn:
-                if write and self.dialect == "sqlite":
-                    await conn.execution_options(syncd_write=True)
-                if snapshot and self.dialect == "postgresql":
-                    await conn.execution_options(isolation_level="REPEATABLE READ")
-                async with conn.begin():
-                    yield conn
+            with operation_deadline(self.timeout if timeout is None else timeout):
+                async with self._engine.connect() as conn:
+                    if write and self.dialect == "sqlite":
+                        await conn.execution_options(syncd_write=True)
+                    if snapshot and self.dialect == "postgresql":
+                        await conn.execution_options(isolation_level="REPEATABLE READ")
+                    async with conn.begin():
+                        yield conn
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def ping(self) -> None:
-        async with self._begin(write=False) as conn:
+        # /healthz must answer 503 within seconds when the database is silent.
+        async with self._begin(write=False, timeout=min(PING_TIMEOUT, self.timeout)) as conn:
             await conn.execute(text("SELECT 1"))
 
     # -- documents -------------------------------------------------------------------------
@@ -166,6 +195,20 @@ class SqlStore:
     async def _doc_row(self, conn: AsyncConnection, key: DocKey):  # type: ignore[no-untyped-def]
         stmt = select(documents).where(
             documents.c.tenant == key.tenant, documents.c.name == key.name
+        )
+        return (await conn.execute(stmt)).first()
+
+    async def _lock_live_doc(self, conn: AsyncConnection, key: DocKey):  # type: ignore[no-untyped-def]
+        """The document's row unless it is a tombstone, locked until commit (Postgres; SQLite
+        writers hold the database lock anyway), so that ``delete`` cannot commit in between."""
+        stmt = (
+            select(documents)
+            .where(
+                documents.c.tenant == key.tenant,
+                documents.c.name == key.name,
+                documents.c.deleted_at.is_(None),
+            )
+            .with_for_update()
         )
         return (await conn.execute(stmt)).first()
 
@@ -206,10 +249,10 @@ class SqlStore:
 
     async def append(
         self, batch: Mapping[DocKey, Sequence[NewUpdate]]
-    ) -> dict[DocKey, list[int]]:
+    ) -> dict[DocKey, list[int] | DocumentDeleted]:
         now = time.time()
         batch = {key: items for key, items in batch.items() if items}
-        seqs: dict[DocKey, list[int]] = {key: [] for key in batch}
+        seqs: dict[DocKey, list[int] | DocumentDeleted] = {key: [] for key in batch}
         total = sum(len(items) for items in batch.values())
         if total == 0:
             return seqs
@@ -226,12 +269,14 @@ class SqlStore:
                 )
             ).scalar_one()
             ids = await self._doc_ids(conn, batch.keys(), now)
-            # One statement bumps every document's seq, whatever the batch size.
+            # One statement bumps every document's seq, whatever the batch size. Tombstones are
+            # left alone: on Postgres a delete committing meanwhile holds the row lock, and the
+            # condition is checked again on the row it committed (see ``delete``).
             counts = {ids[key]: len(items) for key, items in batch.items()}
             sizes = {ids[key]: sum(len(u.data) for u in items) for key, items in batch.items()}
             bumped = await conn.execute(
                 sa_update(documents)
-                .where(documents.c.id.in_(list(counts)))
+                .where(documents.c.id.in_(list(counts)), documents.c.deleted_at.is_(None))
                 .values(
                     seq=documents.c.seq + case(counts, value=documents.c.id),
                     size_bytes=documents.c.size_bytes + case(sizes, value=documents.c.id),
@@ -245,6 +290,11 @@ class SqlStore:
             for key in sorted(batch):
                 items = batch[key]
                 doc_id = ids[key]
+                if doc_id not in last_seq:
+                    # Deleted: nothing of it is stored; its feed positions stay unused (a gap,
+                    # like a rolled-back transaction's).
+                    seqs[key] = DocumentDeleted(key)
+                    continue
                 first = last_seq[doc_id] - len(items) + 1
                 seqs[key] = list(range(first, first + len(items)))
                 for offset, item in enumerate(items):
@@ -260,7 +310,8 @@ class SqlStore:
                         }
                     )
                     next_pos += 1
-            await conn.execute(updates.insert(), rows)
+            if rows:
+                await conn.execute(updates.insert(), rows)
         return seqs
 
     async def _doc_ids(
@@ -289,7 +340,7 @@ class SqlStore:
         state = await asyncio.to_thread(fold, parts)
         now = time.time()
         async with self._begin() as conn:
-            doc = await self._doc_row(conn, key)
+            doc = await self._lock_live_doc(conn, key)
             if doc is None:  # deleted meanwhile
                 return loaded.seq
             # The log is append-only, so the state of seqs <= loaded.seq never changes: writing it
@@ -384,18 +435,28 @@ class SqlStore:
 
     async def delete(self, key: DocKey) -> bool:
         async with self._begin() as conn:
-            doc = await self._doc_row(conn, key)
-            if doc is None or doc.deleted_at is not None:
-                return False
             now = time.time()
-            await conn.execute(updates.delete().where(updates.c.doc_id == doc.id))
-            await conn.execute(snapshots.delete().where(snapshots.c.doc_id == doc.id))
-            await conn.execute(grants.delete().where(grants.c.doc_id == doc.id))
-            await conn.execute(
-                sa_update(documents)
-                .where(documents.c.id == doc.id)
-                .values(deleted_at=now, updated_at=now, size_bytes=0, mode="private")
-            )
+            # The tombstone first: it locks the document's row until commit, so an append or a
+            # compaction racing this delete either committed before it (and what it wrote is
+            # deleted below) or waits and then finds the tombstone and writes nothing. Deleting
+            # the content first would let a racing append's rows outlive the deletion.
+            doc_id = (
+                await conn.execute(
+                    sa_update(documents)
+                    .where(
+                        documents.c.tenant == key.tenant,
+                        documents.c.name == key.name,
+                        documents.c.deleted_at.is_(None),
+                    )
+                    .values(deleted_at=now, updated_at=now, size_bytes=0, mode="private")
+                    .returning(documents.c.id)
+                )
+            ).scalar_one_or_none()
+            if doc_id is None:
+                return False
+            await conn.execute(updates.delete().where(updates.c.doc_id == doc_id))
+            await conn.execute(snapshots.delete().where(snapshots.c.doc_id == doc_id))
+            await conn.execute(grants.delete().where(grants.c.doc_id == doc_id))
         return True
 
     # -- change feed ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DocKey",
     "DocMeta",
+    "DocumentDeleted",
     "LoadedDoc",
     "NewUpdate",
     "Store",
@@ -28,6 +29,14 @@ __all__ = [
 
 class StoreUnavailable(RuntimeError):
     """The database could not be reached or failed a statement; the caller may retry later."""
+
+
+class DocumentDeleted(Exception):
+    """The document is a tombstone: updates to it are refused, now and for good."""
+
+    def __init__(self, key: DocKey) -> None:
+        super().__init__(f"document {key} was deleted")
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -99,11 +108,18 @@ class Store(Protocol):
 
     async def append(
         self, batch: Mapping[DocKey, Sequence[NewUpdate]]
-    ) -> dict[DocKey, list[int]]:
+    ) -> dict[DocKey, list[int] | DocumentDeleted]:
         """Append updates to several documents in one transaction; return each update's seq.
 
         Documents that do not exist yet are created. Nothing is visible before the commit and
         everything is once it returns.
+
+        Deletion is final: a document that is a tombstone when the transaction writes (also
+        one whose ``delete`` commits while this append runs) stores none of its updates, and
+        its entry in the result is a :class:`DocumentDeleted` instead of seqs. The other
+        documents of the batch are committed as usual: one deleted document must not fail a
+        group commit shared with others (``GroupCommit`` raises the exception to that
+        document's submitters only).
         """
 
     async def compact(self, key: DocKey) -> int:

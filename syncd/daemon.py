@@ -31,6 +31,7 @@ class Daemon:
             settings.effective_database_url,
             retention_seconds=settings.log_retention_seconds,
             sqlite_synchronous=settings.sqlite_synchronous,
+            timeout_seconds=settings.database_timeout_seconds,
         )
         self.commits = CommitSignal()
         self.commit = GroupCommit(

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 from typing import Any
 
 import msgpack
@@ -40,6 +41,11 @@ MAX_LIMIT = 1000
 MAX_WAIT = 60.0
 # Commits on other nodes do not reach our CommitSignal: look again at least this often.
 POLL_INTERVAL = 1.0
+# Positions are 64-bit signed integers in the database: a larger cursor is malformed (400), not
+# a query that fails in the driver.
+MAX_POSITION = 2**63 - 1
+_CURSOR = re.compile(r"c[0-9a-f]{1,16}")
+_PREFIX = re.compile(r"[A-Za-z0-9._@+-]{1,64}(/[A-Za-z0-9._~-]{0,128})?")
 
 
 def encode_cursor(pos: int) -> str:
@@ -47,18 +53,28 @@ def encode_cursor(pos: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int:
-    """``None`` (no ``after``) means the oldest retained position."""
+    """``None`` (no ``after``) means the oldest retained position.
+
+    Only what :func:`encode_cursor` makes is a cursor: ``c`` and 1 to 16 lowercase hex digits, at
+    most ``MAX_POSITION``. ``int(…, 16)`` alone would also take a sign, ``0x``, underscores and
+    spaces, and a position the database cannot compare with.
+    """
     if not cursor:
         return 0
-    if not cursor.startswith("c"):
-        raise ValueError(f"invalid cursor {cursor!r}")
-    try:
-        pos = int(cursor[1:], 16)
-    except ValueError as exc:
-        raise ValueError(f"invalid cursor {cursor!r}") from exc
-    if pos < 0:
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return pos
+    if _CURSOR.fullmatch(cursor) is None or int(cursor[1:], 16) > MAX_POSITION:
+        raise ValueError(f"invalid cursor {cursor[:20]!r}")
+    return int(cursor[1:], 16)
+
+
+def check_prefix(prefix: str) -> str:
+    """A document-id prefix: an owner or its beginning, optionally ``/`` and the beginning of
+    a name (DESIGN.md §1.3), so at most 193 characters. Anything else can never match: it is
+    refused (400) rather than answered with an empty feed forever."""
+    if _PREFIX.fullmatch(prefix) is None:
+        raise ValueError(
+            f"invalid prefix {prefix[:40]!r}: expected the beginning of an OWNER/NAME id"
+        )
+    return prefix
 
 
 def event_json(event: FeedEvent, *, binary: bool) -> dict[str, Any]:
@@ -93,6 +109,8 @@ class FeedQuery:
         if not 0 <= self.wait <= MAX_WAIT:
             raise ValueError(f"wait must be between 0 and {MAX_WAIT} seconds")
         self.prefix = params.get("prefix") or None
+        if self.prefix is not None:
+            check_prefix(self.prefix)
         self.format = params.get("format", "updates")
         if self.format not in ("updates", "changes"):
             raise ValueError("format must be updates or changes")

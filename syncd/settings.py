@@ -40,6 +40,9 @@ class Settings:
     compact_after_bytes: int = 4 * MiB
     log_retention_seconds: float | None = 30 * 24 * 3600
     sqlite_synchronous: str = "FULL"
+    # Database deadline: every store operation (taking a connection, its statements, the
+    # commit) fails with "storage unavailable" after this long; /healthz's ping after at most 2 s.
+    database_timeout_seconds: float = 5.0
     # Lifecycle.
     idle_unload_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
@@ -76,7 +79,8 @@ def _parse(name: str, raw: str) -> Any:
                 "max_awareness_state_bytes", "max_awareness_clients",
                 "max_awareness_ids_per_connection", "max_awareness_document_bytes"}:
         return int(raw)
-    if name in {"commit_window_ms", "idle_unload_seconds", "shutdown_grace_seconds"}:
+    if name in {"commit_window_ms", "idle_unload_seconds", "shutdown_grace_seconds",
+                "database_timeout_seconds"}:
         return float(raw)
     if name == "dev_login":
         return raw.lower() in {"1", "true", "yes", "on"}

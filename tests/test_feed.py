@@ -243,3 +243,51 @@ async def test_feed_with_decoded_changes(any_daemon):
     moved = changes[2]
     assert (moved["id"], moved["x"], moved["y"], moved["principal"]) == (card, 30.0, 40.0, "alice")
     assert changes[4]["points"] == [0.0, 0.0, 0.5, 1.0, 1.0, 0.5] and changes[4]["width"] == 3.0
+
+
+async def test_cursor_and_prefix_are_strict_on_every_database(any_daemon):
+    svc = auth(any_daemon.token("svc", role="service"))
+    json_svc = {**svc, "accept": "application/json"}
+    one = pycrdt.Doc()
+    updates: list[bytes] = []
+    one.observe(lambda e: updates.append(e.update))
+    one.get("m", type=pycrdt.Map)["k"] = 1
+    async with httpx.AsyncClient(base_url=any_daemon.http) as http:
+        for doc in ("Alice/x", "alice/y"):
+            posted = await http.post(f"/v1/docs/{doc}/updates", content=updates[0], headers=svc)
+            assert posted.status_code == 200, posted.text
+
+        async def feed(**params: str) -> httpx.Response:
+            return await http.get("/v1/feed", params=params, headers=json_svc)
+
+        # Beyond a signed 64-bit position: 400, not 500 (SQLite) or 503 (Postgres).
+        for cursor in ("c8000000000000000", "cffffffffffffffff", "c10000000000000000"):
+            r = await feed(after=cursor)
+            assert r.status_code == 400 and "cursor" in r.json()["message"], (cursor, r.text)
+        # Whatever int(…, 16) would have taken besides our own cursors.
+        for cursor in ("c-1", "c+1", "c0x1", "c1_0", "c 1", "c", "cA", "x1", "c1\n"):
+            assert (await feed(after=cursor)).status_code == 400, cursor
+        last = await feed(after="c7fffffffffffffff")  # the largest position there can be
+        assert last.status_code == 200
+        assert last.json() == {"events": [], "next": "c7fffffffffffffff"}
+
+        # The prefix is literal and case-sensitive (SQLite's LIKE is not).
+        assert [e["doc"] for e in (await feed(prefix="alice/")).json()["events"]] == ["alice/y"]
+        assert [e["doc"] for e in (await feed(prefix="Alice/")).json()["events"]] == ["Alice/x"]
+        # It must be the beginning of an OWNER/NAME id, of bounded length.
+        too_long = ("a" * 65, "alice/" + "n" * 129)
+        for prefix in ("%", "alice//", "alice/x/", "ali~ce/", "a lice", *too_long):
+            r = await feed(prefix=prefix)
+            assert r.status_code == 400 and "prefix" in r.json()["message"], prefix
+        assert (await feed(prefix="al")).status_code == 200
+
+    # The WebSocket feed refuses them the same way: 4400.
+    token = any_daemon.token("svc", role="service")
+    for query in ("after=cffffffffffffffff", "prefix=%25"):
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{any_daemon.port}/v1/feed?{query}&token={token}"
+        )
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await ws.recv()
+        assert ws.close_code == 4400, query

@@ -168,3 +168,60 @@ async def test_position_allocation_waits_for_earlier_commit(postgres_url):
         assert [e.seq for e in page.events] == [2]
     finally:
         await store.close()
+
+
+async def test_prefix_matches_literally_and_case_sensitively(store):
+    ups, _ = text_updates(1)
+    names = ["alice/x", "Alice/x", "ALICE/x", "alice%/x", "alicex/y"]
+    await store.append({DocKey("t", n): [NewUpdate(ups[0], "w", "client")] for n in names})
+
+    async def docs(prefix: str) -> set[str]:
+        return {e.doc for e in (await drain(store, "t", prefix=prefix))[0]}
+
+    # SQLite's LIKE ignores ASCII case: "alice/" matched "Alice/x" there.
+    assert await docs("alice/") == {"alice/x"}
+    assert await docs("Alice/") == {"Alice/x"}
+    assert await docs("alice") == {"alice/x", "alice%/x", "alicex/y"}
+    assert await docs("alice%") == {"alice%/x"}
+    assert await docs("alice/X") == set()
+
+
+async def test_nothing_of_a_deleted_document_is_served(database_url):
+    from sqlalchemy import select, update
+
+    from storage.schema import documents, feed_position, snapshots, updates
+
+    store = SqlStore(database_url, retention_seconds=0)
+    await store.open()
+    try:
+        gone, kept = DocKey("t", "alice/gone"), DocKey("t", "bob/kept")
+        ups, _ = text_updates(3)
+        await store.append({gone: [NewUpdate(u, "alice", "client") for u in ups]})
+        await store.append({kept: [NewUpdate(ups[0], "bob", "client")]})
+        assert await store.delete(gone) is True
+        # What an append racing the delete left behind before syncd refused it (issue 8: a
+        # write stored after the tombstone, seq 11, served by the feed), with a snapshot whose
+        # pruned history would call for a reset.
+        async with store._begin() as conn:
+            doc_id = (
+                await conn.execute(select(documents.c.id).where(documents.c.name == gone.name))
+            ).scalar_one()
+            await conn.execute(
+                updates.insert().values(
+                    pos=100, doc_id=doc_id, seq=11, principal="alice", origin="client",
+                    at=0.0, data=ups[0],
+                )
+            )
+            await conn.execute(
+                snapshots.insert().values(
+                    doc_id=doc_id, upto_seq=3, upto_pos=3, state=ups[0], at=0.0
+                )
+            )
+            await conn.execute(
+                update(documents).where(documents.c.id == doc_id).values(pruned_pos=3)
+            )
+            await conn.execute(update(feed_position).values(pos=100))
+        events, _ = await drain(store, "t")
+        assert [(e.type, e.doc) for e in events] == [("update", "bob/kept")]
+    finally:
+        await store.close()

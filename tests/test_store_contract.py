@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
 
+import psycopg
 import pycrdt
 import pytest
 
-from storage import DocKey, GroupCommit, NewUpdate, SqlStore, Store
+from storage import (
+    DocKey,
+    DocumentDeleted,
+    GroupCommit,
+    NewUpdate,
+    SqlStore,
+    Store,
+    StoreUnavailable,
+)
 from syncd.metrics import Metrics
 from syncd.rooms import DocumentNotFound, Rooms
 from syncd.settings import Settings
@@ -216,3 +228,259 @@ async def test_access_settings_and_tombstones(store: Store):
         await store.set_access(key, "private", {})
     with pytest.raises(KeyError):
         await store.set_access(DocKey("default", "alice/none"), "private", {})
+
+
+# -- deletion is final --------------------------------------------------------------------------
+
+
+async def _content_rows(store: SqlStore, key: DocKey) -> tuple[int, int]:
+    """(log rows, snapshots) the database still holds for ``key``."""
+    from sqlalchemy import func, select
+
+    from storage.schema import documents, snapshots, updates
+
+    async with store._begin(write=False) as conn:
+        doc_id = (
+            await conn.execute(
+                select(documents.c.id).where(
+                    documents.c.tenant == key.tenant, documents.c.name == key.name
+                )
+            )
+        ).scalar_one()
+        rows = (
+            await conn.execute(select(func.count()).where(updates.c.doc_id == doc_id))
+        ).scalar_one()
+        snaps = (
+            await conn.execute(select(func.count()).where(snapshots.c.doc_id == doc_id))
+        ).scalar_one()
+    return rows, snaps
+
+
+async def test_append_racing_delete_stores_nothing_after_the_tombstone(store: SqlStore):
+    doomed = DocKey("default", "alice/doomed")
+    # More than enough: writers go on until they are refused (on SQLite the delete may wait
+    # a while for a turn at the write lock).
+    ups, _ = text_updates(1000, client_id=7)
+    first_stored = asyncio.Event()
+    kept: dict[int, list[int]] = {}
+    refused: list[int] = []
+
+    async def writer(w: int) -> None:
+        # Each round also writes a document of its own: a refusal must not fail it.
+        other = DocKey("default", f"bob/kept-{w}")
+        mine, _ = text_updates(len(ups), client_id=20 + w)
+        for i, u in enumerate(ups):
+            got = await store.append(
+                {
+                    doomed: [NewUpdate(u, "alice", "client")],
+                    other: [NewUpdate(mine[i], "bob", "client")],
+                }
+            )
+            kept.setdefault(w, []).extend(got[other])  # type: ignore[arg-type]
+            first_stored.set()
+            if isinstance(got[doomed], DocumentDeleted):
+                refused.append(w)
+                return
+
+    async def deleter() -> None:
+        await first_stored.wait()
+        assert await store.delete(doomed) is True
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(writer(0), writer(1), deleter())
+    assert sorted(refused) == [0, 1]  # every writer ended with a refusal
+    assert await _content_rows(store, doomed) == (0, 0)
+    assert await store.load(doomed) is None and (await store.meta(doomed)).deleted
+    for w, seqs in kept.items():  # the other documents lost nothing
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert (await store.meta(DocKey("default", f"bob/kept-{w}"))).seq == len(seqs)
+    page = await store.read_feed("default", 0, limit=1000)
+    assert {e.doc for e in page.events} == {"bob/kept-0", "bob/kept-1"}
+
+
+async def _wait_until_blocked(postgres_url: str, statement: str) -> None:
+    """Positive evidence that a session waits on a lock: it shows in pg_stat_activity."""
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as watcher:
+        async with asyncio.timeout(10):
+            while True:
+                cur = await watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE %s",
+                    (statement + "%",),
+                )
+                if (await cur.fetchone())[0] >= 1:  # type: ignore[index]
+                    return
+                await asyncio.sleep(0.01)  # polling another process's state
+
+
+@pytest.mark.postgres
+async def test_append_waiting_for_its_turn_refuses_a_document_deleted_meanwhile(postgres_url):
+    """The race of issue 8: a write already on its way when the DELETE commits."""
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        doomed, other = DocKey("default", "alice/doomed"), DocKey("default", "bob/kept")
+        ups, _ = text_updates(2)
+        await store.append({doomed: [NewUpdate(ups[0], "alice", "client")]})
+        async with await psycopg.AsyncConnection.connect(postgres_url) as node:
+            # Another node's append holds the feed-position row: ours queues behind it.
+            await node.execute("UPDATE syncd_feed_position SET pos = pos WHERE id = 1")
+            later = asyncio.create_task(
+                store.append(
+                    {
+                        doomed: [NewUpdate(ups[1], "alice", "client")],
+                        other: [NewUpdate(ups[0], "bob", "client")],
+                    }
+                )
+            )
+            await _wait_until_blocked(postgres_url, "UPDATE syncd_feed_position")
+            assert await store.delete(doomed) is True  # needs no feed position
+            await node.rollback()
+        got = await later
+        assert isinstance(got[doomed], DocumentDeleted) and got[other] == [1]
+        assert await _content_rows(store, doomed) == (0, 0)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_append_waiting_on_a_deleting_transaction_refuses_its_document(postgres_url):
+    """The other order: the delete's tombstone (first statement) is there, uncommitted."""
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        doomed = DocKey("default", "alice/doomed")
+        ups, _ = text_updates(2)
+        await store.append({doomed: [NewUpdate(ups[0], "alice", "client")]})
+        async with await psycopg.AsyncConnection.connect(postgres_url) as deleting:
+            await deleting.execute(
+                "UPDATE syncd_documents SET deleted_at = 1 WHERE name = 'alice/doomed'"
+            )
+            later = asyncio.create_task(
+                store.append({doomed: [NewUpdate(ups[1], "alice", "client")]})
+            )
+            await _wait_until_blocked(postgres_url, "UPDATE syncd_documents")
+            await deleting.execute("DELETE FROM syncd_updates")
+            await deleting.commit()
+        got = await later
+        assert isinstance(got[doomed], DocumentDeleted)
+        assert await _content_rows(store, doomed) == (0, 0)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_delete_waiting_on_an_append_in_flight_deletes_what_it_wrote(postgres_url):
+    """A delete that starts while an append holds the document's row: the delete waits for it,
+    then drops its rows too (deleting the content first would miss them, uncommitted)."""
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        doomed = DocKey("default", "alice/doomed")
+        ups, _ = text_updates(2)
+        await store.append({doomed: [NewUpdate(ups[0], "alice", "client")]})
+        async with await psycopg.AsyncConnection.connect(postgres_url) as appending:
+            # Another node's append, between its seq bump and its commit.
+            cur = await appending.execute(
+                "UPDATE syncd_documents SET seq = seq + 1 WHERE name = 'alice/doomed'"
+                " RETURNING id, seq"
+            )
+            doc_id, seq = await cur.fetchone()  # type: ignore[misc]
+            await appending.execute(
+                "INSERT INTO syncd_updates (pos, doc_id, seq, principal, origin, at, data)"
+                " VALUES (1000, %s, %s, 'alice', 'client', 0, %s)",
+                (doc_id, seq, ups[1]),
+            )
+            deleting = asyncio.create_task(store.delete(doomed))
+            await _wait_until_blocked(postgres_url, "UPDATE syncd_documents")
+            await appending.commit()
+        assert await deleting is True
+        assert await _content_rows(store, doomed) == (0, 0)
+    finally:
+        await store.close()
+
+
+async def test_compaction_racing_delete_writes_no_snapshot(store: SqlStore):
+    key = DocKey("default", "alice/compacted")
+    ups, _ = text_updates(5)
+    await store.append({key: [NewUpdate(u, "alice", "client") for u in ups]})
+    load = store.load
+
+    async def load_then_delete(k: DocKey):  # type: ignore[no-untyped-def]
+        loaded = await load(k)
+        assert await store.delete(k) is True  # lands between compaction's read and its write
+        return loaded
+
+    store.load = load_then_delete  # type: ignore[method-assign]
+    try:
+        await store.compact(key)
+    finally:
+        del store.load
+    assert await _content_rows(store, key) == (0, 0)
+
+
+async def test_group_commit_refuses_a_deleted_document_to_its_submitters_only(store: Store):
+    gone, kept = DocKey("default", "alice/gone"), DocKey("default", "bob/kept")
+    await store.create(gone)
+    assert await store.delete(gone) is True
+    stored_counts: list[int] = []
+    commit = GroupCommit(store, on_commit=lambda n, _s: stored_counts.append(n))
+    commit.start()
+    try:
+        ups, _ = text_updates(2)
+        # Submitted together, so they share one commit round (one transaction).
+        refused, seqs = await asyncio.gather(
+            commit.submit(gone, [NewUpdate(ups[0], "alice", "client")]),
+            commit.submit(kept, [NewUpdate(ups[1], "bob", "client")]),
+            return_exceptions=True,
+        )
+    finally:
+        await commit.stop()
+    assert isinstance(refused, DocumentDeleted) and refused.key == gone
+    assert seqs == [1]
+    assert stored_counts == [1]
+
+
+# -- deadlines ------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _appenders_lock_held(store: SqlStore, database_url: str) -> AsyncIterator[None]:
+    """Another client holds what every append takes first: SQLite's write lock, or on Postgres
+    the feed-position row."""
+    if store.dialect == "sqlite":
+        db = sqlite3.connect(database_url.split(":///", 1)[1], isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            db.rollback()
+            db.close()
+    else:
+        async with await psycopg.AsyncConnection.connect(database_url) as db:
+            await db.execute("UPDATE syncd_feed_position SET pos = pos WHERE id = 1")
+            yield
+            await db.rollback()
+
+
+async def test_an_append_that_cannot_get_its_lock_fails_within_the_deadline(database_url: str):
+    timeout = 1.0
+    store = SqlStore(database_url, timeout_seconds=timeout)
+    await store.open()
+    try:
+        key = DocKey("default", "alice/locked")
+        ups, _ = text_updates(2)
+        await store.append({key: [NewUpdate(ups[0], "alice", "client")]})
+        loop = asyncio.get_running_loop()
+        async with _appenders_lock_held(store, database_url):
+            started = loop.time()
+            with pytest.raises(StoreUnavailable):
+                async with asyncio.timeout(30):  # fail, rather than hang, without deadlines
+                    await store.append({key: [NewUpdate(ups[1], "alice", "client")]})
+            waited = loop.time() - started
+        assert waited < timeout + 4.0, waited  # a generous margin for a busy machine
+        # Nothing of the failed append is stored, and the store works again at once.
+        assert (await store.append({key: [NewUpdate(ups[1], "alice", "client")]}))[key] == [2]
+        assert (await store.load(key)).seq == 2
+    finally:
+        await store.close()

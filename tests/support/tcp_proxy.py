@@ -1,4 +1,16 @@
-"""A loopback TCP proxy that a test can cut and restore: a database that goes away, for real."""
+"""A loopback TCP proxy that a test can cut, black-hole and restore: a database that goes away,
+for real.
+
+Two ways to lose the database:
+
+- :meth:`TcpProxy.disconnect` resets every connection and refuses new ones (a crashed server:
+  the client learns at once);
+- :meth:`TcpProxy.black_hole` stops forwarding in both directions but keeps every socket open,
+  and new connections are accepted and then left unanswered (a silent network partition:
+  nothing fails, every wait is for an answer that never comes).
+
+:meth:`TcpProxy.restore` ends either: forwarding resumes, with what was sent meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,8 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.cut = False
+        self._flowing = asyncio.Event()  # clear while black-holed
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -21,6 +35,7 @@ class TcpProxy:
 
     async def stop(self) -> None:
         self.disconnect()
+        self._flowing.set()  # let black-holed pipes see their aborted sockets and end
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -32,10 +47,16 @@ class TcpProxy:
             w.transport.abort()
         self._writers.clear()
 
+    def black_hole(self) -> None:
+        """Forward nothing either way until :meth:`restore`; keep every socket open."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         self.cut = False
+        self._flowing.set()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()  # black-holed: accepted, never answered
         if self.cut:
             writer.transport.abort()
             return
@@ -48,7 +69,14 @@ class TcpProxy:
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-                while data := await src.read(65536):
+                while True:
+                    # Not even read while black-holed: the kernel's buffers fill and the
+                    # sender's TCP stalls, as behind a partition.
+                    await self._flowing.wait()
+                    data = await src.read(65536)
+                    if not data:
+                        break
+                    await self._flowing.wait()  # a read that was under way when it began
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
