@@ -13,7 +13,7 @@ from .commit_signal import CommitSignal
 from .docid import DocId
 from .feed_changes import ChangeStreams
 from .metrics import Metrics
-from .peer import CloseCode, Peer
+from .peer import CloseCode, Peer, SendQueues
 from .rooms import Rooms
 from .settings import Settings
 from .tokens import TokenKeys, load_or_create_secret
@@ -41,6 +41,10 @@ class Daemon:
         self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
         self.access = Access(self._token_keys(settings), self.store, self.rooms.get_loaded)
         self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
+        # One bound on every socket's send queue together (past it the biggest closes 1013).
+        self.send_queues = SendQueues(
+            settings.send_queue_total_bytes, settings.slow_reader_close_seconds
+        )
         self.metrics.connections.set_function(lambda: len(self.sockets))
         self.metrics.send_queue_depth.set_function(lambda: sum(p.queued for p in self.sockets))
         self.metrics.room_pending.set_function(

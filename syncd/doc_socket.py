@@ -25,6 +25,7 @@ from crdt.protocol import (
 from crdt.updates import validate_update
 from storage import StoreUnavailable
 
+from . import transport
 from .access import Refusal
 from .daemon import Daemon
 from .peer import CloseCode, Peer, PeerState
@@ -76,6 +77,7 @@ async def doc_socket(ws: WebSocket) -> None:
     except StoreUnavailable:
         await _refuse(ws, CloseCode.TRY_AGAIN_LATER, "storage unavailable, retry later")
         return
+    transport.authenticated(ws)  # admitted: frames up to max_message_bytes from now on
 
     settings = daemon.settings
     metrics = daemon.metrics
@@ -87,6 +89,8 @@ async def doc_socket(ws: WebSocket) -> None:
         readonly=grant.readonly,
         max_messages=settings.send_queue_messages,
         max_bytes=settings.send_queue_bytes,
+        abort=transport.aborter(ws),
+        queues=daemon.send_queues,
     )
     peer.bind_handler(asyncio.current_task())
     peer.on_sent = daemon.count_sent

@@ -5,7 +5,12 @@ take it (uvicorn's send completes without suspending while the client's TCP wind
 A send that has to wait becomes a drain task, and later messages queue behind it until the task
 has written them all; so a slow client's queue grows instead of the room waiting. At
 ``max_messages`` or ``max_bytes`` the peer is closed with 1013 and its queue dropped: one slow
-reader never holds up a room or grows the server's memory. Idle peers own no task at all.
+reader never holds up a room or grows the server's memory. All queues together are bounded too
+(:class:`SendQueues`): past that bound the peer with the most queued bytes is closed with 1013, so
+many slow readers at once cannot exhaust memory either. Idle peers own no task at all.
+
+A close that is not delivered in time (the client does not read) aborts the TCP connection, so
+the socket and its buffers are released at once rather than when the client goes away.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .tokens import Identity
 
-__all__ = ["CloseCode", "Peer", "PeerState"]
+__all__ = ["CloseCode", "Peer", "PeerState", "SendQueues"]
 
 log = logging.getLogger("syncd.peer")
 
-# How long a close handshake may take before the connection's handler is cancelled.
+# How long a close handshake may take before the connection is dropped (aborted, its handler
+# cancelled). A peer closed with 1013 is one that does not read: it gets less
+# (SendQueues.slow_close_seconds, by default SLOW_READER_CLOSE_TIMEOUT).
 CLOSE_TIMEOUT = 5.0
+SLOW_READER_CLOSE_TIMEOUT = 2.0
 
 
 class CloseCode(enum.IntEnum):
@@ -50,16 +58,59 @@ class PeerState(enum.Enum):
 
 SendBytes = Callable[[bytes], Coroutine[Any, Any, None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
+AbortSocket = Callable[[], None]
+
+
+class SendQueues:
+    """Every peer's send queue, together under one bound on their bytes.
+
+    Peers report what enters and leaves their queue. When the total passes ``max_bytes``, the
+    peer holding the most is closed with 1013 (which drops its queue), until the total is back
+    under the bound: the slowest reader pays, not whoever happened to send last. The bytes
+    counted are those waiting behind a socket write; a message shared by many peers (a
+    broadcast) counts once per peer, so the bound is conservative.
+    """
+
+    __slots__ = ("_by_peer", "max_bytes", "queued_bytes", "slow_close_seconds")
+
+    def __init__(
+        self, max_bytes: int, slow_close_seconds: float = SLOW_READER_CLOSE_TIMEOUT
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.slow_close_seconds = slow_close_seconds
+        self.queued_bytes = 0
+        self._by_peer: dict[Peer, int] = {}
+
+    def grew(self, peer: Peer, size: int) -> None:
+        self._by_peer[peer] = self._by_peer.get(peer, 0) + size
+        self.queued_bytes += size
+        while self.queued_bytes > self.max_bytes and self._by_peer:
+            biggest = max(self._by_peer, key=self._by_peer.__getitem__)
+            log.info("send queues hold %d bytes (bound %d): closing peer %s (%d bytes) 1013",
+                     self.queued_bytes, self.max_bytes, biggest.id, self._by_peer[biggest])
+            biggest.close(CloseCode.TRY_AGAIN_LATER, "server send queues full: client too slow")
+            if biggest in self._by_peer:  # closing drops its queue; never loop on a peer
+                self.shrank(biggest, self._by_peer[biggest])
+
+    def shrank(self, peer: Peer, size: int) -> None:
+        left = self._by_peer.get(peer, 0) - size
+        if left > 0:
+            self._by_peer[peer] = left
+        else:
+            self._by_peer.pop(peer, None)
+        self.queued_bytes -= size
 
 
 class Peer:
     __slots__ = (
+        "_abort",
         "_close_socket",
         "_close_task",
         "_drain_task",
         "_handler",
         "_queue",
         "_queued_bytes",
+        "_queues",
         "_send",
         "awareness_ids",
         "close_code",
@@ -85,12 +136,18 @@ class Peer:
         readonly: bool = False,
         max_messages: int = 4096,
         max_bytes: int = 32 * 1024 * 1024,
+        abort: AbortSocket | None = None,
+        queues: SendQueues | None = None,
     ) -> None:
+        """``abort`` drops the TCP connection at once (when a close is not delivered in time);
+        ``queues`` is the bound shared by every peer's queue."""
         self.id = peer_id
         self.principal = principal
         self.readonly = readonly
         self._send = send
         self._close_socket = close
+        self._abort = abort
+        self._queues = queues
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._queue: deque[bytes] = deque()
@@ -145,6 +202,8 @@ class Peer:
             return
         self._queue.append(message)
         self._queued_bytes += len(message)
+        if self._queues is not None:
+            self._queues.grew(self, len(message))  # may close this peer, or a slower one
 
     async def _finish(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
         """Drive a send that suspended to its end, then write what queued up meanwhile."""
@@ -178,6 +237,8 @@ class Peer:
                 if self._queue and self._queue[0] is message:
                     self._queue.popleft()
                     self._queued_bytes -= len(message)
+                    if self._queues is not None:
+                        self._queues.shrank(self, len(message))
         except Exception as exc:  # the socket went away under us: the handler sees it too
             self._broken(exc)
         finally:
@@ -186,6 +247,11 @@ class Peer:
     def _broken(self, exc: BaseException) -> None:
         log.debug("peer %s: send failed: %r", self.id, exc)
         self.state = PeerState.CLOSED
+        self._drop_queue()
+
+    def _drop_queue(self) -> None:
+        if self._queues is not None and self._queued_bytes:
+            self._queues.shrank(self, self._queued_bytes)
         self._queue.clear()
         self._queued_bytes = 0
 
@@ -196,8 +262,7 @@ class Peer:
             return
         self.state = PeerState.CLOSING
         self.close_code, self.close_reason = code, reason
-        self._queue.clear()
-        self._queued_bytes = 0
+        self._drop_queue()
         if self._drain_task is not None:
             self._drain_task.cancel()
             self._drain_task = None
@@ -211,15 +276,25 @@ class Peer:
         if task is not None and task is not asyncio.current_task():
             await asyncio.shield(task)
 
+    def _close_timeout(self, code: int) -> float:
+        if code != CloseCode.TRY_AGAIN_LATER:
+            return CLOSE_TIMEOUT
+        if self._queues is not None:
+            return self._queues.slow_close_seconds
+        return SLOW_READER_CLOSE_TIMEOUT
+
     async def _close(self, code: int, reason: str, final: bytes | None) -> None:
         try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            async with asyncio.timeout(self._close_timeout(code)):
                 if final is not None:
                     await self._send(final)
                 await self._close_socket(code, _truncate_reason(reason))
         except TimeoutError:
-            # The client does not read: stop its handler so the server forgets it.
+            # The client does not read: drop its TCP connection (asyncio would otherwise keep the
+            # socket until the client goes away) and stop its handler so the server forgets it.
             log.info("peer %s: close %d not delivered in time; dropping it", self.id, code)
+            if self._abort is not None:
+                self._abort()
             if self._handler is not None and not self._handler.done():
                 self._handler.cancel()
         except Exception as exc:

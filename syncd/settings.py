@@ -43,6 +43,14 @@ class Settings:
     # Database deadline: every store operation (taking a connection, its statements, the
     # commit) fails with "storage unavailable" after this long; /healthz's ping after at most 2 s.
     database_timeout_seconds: float = 5.0
+    # Transport hardening (syncd/transport.py, peer.py); at each bound: docs/protocol.md "Limits".
+    # A request head must be complete within request_timeout_seconds; an address with
+    # max_pending_per_address incomplete requests has further connections closed at once (0: off).
+    request_timeout_seconds: float = 10.0
+    max_pending_per_address: int = 256
+    max_unauthenticated_message_bytes: int = 256 * 1024  # WebSocket frames before authentication
+    send_queue_total_bytes: int = 512 * MiB  # all send queues; past it the biggest closes 1013
+    slow_reader_close_seconds: float = 2.0  # a 1013 close not taken in time: the TCP is dropped
     # Lifecycle.
     idle_unload_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
@@ -76,10 +84,13 @@ def _parse(name: str, raw: str) -> Any:
     default = getattr(Settings(), name)
     if name in {"port", "max_message_bytes", "send_queue_messages", "send_queue_bytes",
                 "room_pending_bytes", "compact_after_updates", "compact_after_bytes",
+                "max_pending_per_address", "max_unauthenticated_message_bytes",
+                "send_queue_total_bytes",
                 "max_awareness_state_bytes", "max_awareness_clients",
                 "max_awareness_ids_per_connection", "max_awareness_document_bytes"}:
         return int(raw)
     if name in {"commit_window_ms", "idle_unload_seconds", "shutdown_grace_seconds",
+                "request_timeout_seconds", "slow_reader_close_seconds",
                 "database_timeout_seconds"}:
         return float(raw)
     if name == "dev_login":

@@ -49,6 +49,7 @@ from crdt.protocol import (
 from crdt.updates import validate_update
 from storage import StoreUnavailable
 
+from . import transport
 from .access import NO_ACCESS, Grant, Refusal
 from .daemon import Daemon
 from .peer import CloseCode, Peer, PeerState
@@ -172,6 +173,8 @@ class SyncConnection:
             principal="(multiplexed)",
             max_messages=settings.send_queue_messages,
             max_bytes=settings.send_queue_bytes,
+            abort=transport.aborter(ws),
+            queues=daemon.send_queues,
         )
         self.socket.on_sent = daemon.count_sent
         self.sessions: dict[str, _Session] = {}
@@ -365,6 +368,7 @@ class SyncConnection:
             raise
 
     def _join(self, session: _Session, grant: Grant, room: Room) -> None:
+        transport.authenticated(self.ws)  # a document admitted: frames up to max_message_bytes
         peer = DocPeer(
             f"{self.id}.{next(self._peer_ids)}",
             session.address,
