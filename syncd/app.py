@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -19,6 +20,7 @@ from . import feed, http_api
 from .daemon import Daemon
 from .dev_login import dev_login
 from .doc_socket import doc_socket
+from .request_body import UnreadBodyGuard
 from .settings import Settings
 from .sync_socket import sync_socket
 
@@ -86,6 +88,9 @@ def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
         routes.append(Mount("/", StaticFiles(directory=PWA_DIST, html=True), name="pwa"))
     else:
         routes.append(Route("/", placeholder))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # A refused body up to twice the largest accepted one is drained (its sender then reads the
+    # 413); a larger or chunked unread body closes its connection instead (request_body.py).
+    guard = Middleware(UnreadBodyGuard, drain_limit=2 * settings.max_message_bytes)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.daemon = daemon
     return app

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .settings import Settings
+from .tokens import WeakSecret
 
 __all__ = ["main"]
 
@@ -40,36 +41,47 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _refuse(command: str, problem: Exception) -> int:
+    """Configuration errors end the command with a one-line reason, not a traceback."""
+    print(f"syncd {command}: {problem}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        settings = Settings.from_env(
-            host=args.host,
-            port=args.port,
-            database_url=args.database_url,
-            data_dir=args.data_dir,
-            log_level=args.log_level,
-            dev_login=args.dev_login,
-        )
+        try:
+            settings = Settings.from_env(
+                host=args.host,
+                port=args.port,
+                database_url=args.database_url,
+                data_dir=args.data_dir,
+                log_level=args.log_level,
+                dev_login=args.dev_login,
+            )
+        except ValueError as exc:  # a weak SYNCD_SECRET, a number that does not parse
+            return _refuse("serve", exc)
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         from .server import run
 
-        run(settings)
+        try:
+            run(settings)
+        except WeakSecret as exc:  # the secret stored in the data dir is too short
+            return _refuse("serve", exc)
         return 0
     if args.command == "token":
         from .daemon import Daemon
 
-        settings = Settings.from_env(data_dir=args.data_dir)
-        logging.basicConfig(level="WARNING", format="%(levelname)s: %(message)s")
-        keys = Daemon._token_keys(settings)
         try:
+            settings = Settings.from_env(data_dir=args.data_dir)
+            logging.basicConfig(level="WARNING", format="%(levelname)s: %(message)s")
+            keys = Daemon._token_keys(settings)
             print(keys.mint(args.sub, tenant=args.tenant, role=args.role, ttl=args.ttl))
         except ValueError as exc:
-            print(f"syncd token: {exc}", file=sys.stderr)
-            return 2
+            return _refuse("token", exc)
         return 0
     return 2
 

@@ -7,7 +7,6 @@ their own identity system (see docs/configuration.md).
 
 from __future__ import annotations
 
-import json
 import time
 
 from starlette.requests import Request
@@ -15,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from .daemon import Daemon
 from .docid import is_principal
+from .request_body import BodyRefused, read_json
 from .timefmt import iso_time
 
 __all__ = ["dev_login"]
@@ -25,10 +25,10 @@ TTL = 12 * 3600
 async def dev_login(request: Request) -> Response:
     daemon: Daemon = request.app.state.daemon
     try:
-        body = await request.json()
-        name = body.get("name") if isinstance(body, dict) else None
-    except json.JSONDecodeError:
-        name = None
+        body = await read_json(request, daemon.settings.max_json_body_bytes)
+    except BodyRefused as refused:
+        return refused.response()
+    name = body.get("name") if isinstance(body, dict) else None
     if not isinstance(name, str) or not is_principal(name):
         return JSONResponse(
             {"error": "bad_request", "message": "name must match [A-Za-z0-9._@+-]{1,64}"},

@@ -27,6 +27,7 @@ from storage import StoreUnavailable
 
 from . import transport
 from .access import Refusal
+from .bearer import bearer_token
 from .daemon import Daemon
 from .peer import CloseCode, Peer, PeerState
 from .rooms import DocumentNotFound
@@ -36,16 +37,6 @@ __all__ = ["doc_socket"]
 log = logging.getLogger("syncd.socket")
 
 _peer_ids = itertools.count(1)
-
-
-def _bearer(ws: WebSocket) -> str | None:
-    token = ws.query_params.get("token")
-    if token:
-        return token
-    header = ws.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return None
 
 
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
@@ -61,7 +52,7 @@ async def doc_socket(ws: WebSocket) -> None:
     await ws.accept()
     try:
         doc_id = daemon.access.parse_doc(ws.path_params["owner"], ws.path_params["name"])
-        grant = await daemon.access.authorize(_bearer(ws), doc_id)
+        grant = await daemon.access.authorize(bearer_token(ws.headers, ws.query_params), doc_id)
         room = await daemon.rooms.acquire(grant.key, create=grant.may_create)
         try:
             grant = daemon.access.recheck(grant, room)

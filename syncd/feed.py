@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from storage import FeedEvent, FeedPage, StoreUnavailable
 
 from .access import Refusal
+from .bearer import bearer_token
 from .daemon import Daemon
 from .peer import CloseCode
 from .timefmt import iso_time
@@ -144,17 +145,10 @@ async def render_page(
     return {"events": events, "next": encode_cursor(page.next_pos)}
 
 
-def _token(headers: Any, params: Any) -> str | None:
-    header = headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return params.get("token")
-
-
 async def feed_http(request: Request) -> Response:
     daemon: Daemon = request.app.state.daemon
     try:
-        identity = _identify(daemon, _token(request.headers, request.query_params))
+        identity = _identify(daemon, bearer_token(request.headers, request.query_params))
     except Refusal as refusal:
         status = 401 if refusal.code == CloseCode.UNAUTHORIZED else 403
         error = "unauthorized" if status == 401 else "forbidden"
@@ -183,7 +177,7 @@ async def feed_socket(ws: WebSocket) -> None:
     daemon: Daemon = ws.app.state.daemon
     await ws.accept()
     try:
-        identity = _identify(daemon, _token(ws.headers, ws.query_params))
+        identity = _identify(daemon, bearer_token(ws.headers, ws.query_params))
         q = FeedQuery(ws.query_params)
     except Refusal as refusal:
         await _close(ws, refusal.code, refusal.reason)

@@ -6,7 +6,6 @@ API never reveals that someone else's private document exists.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pycrdt
@@ -20,9 +19,11 @@ from crdt.updates import fold, validate_update
 from storage import DocKey, DocMeta, StoreUnavailable
 
 from .access import Grant, Refusal, decide, validate_access
+from .bearer import bearer_token
 from .daemon import Daemon
 from .docid import DocId
 from .peer import CloseCode
+from .request_body import BodyRefused, read_body, read_json
 from .rooms import DocumentNotFound
 from .timefmt import iso_time
 
@@ -46,13 +47,6 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse({"error": error, "message": message}, status_code=status)
 
 
-def _token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.query_params.get("token")
-
-
 def meta_json(meta: DocMeta) -> dict[str, Any]:
     return {
         "id": meta.key.name,
@@ -70,7 +64,7 @@ async def _authorize(request: Request) -> tuple[Daemon, DocId, Grant, DocMeta | 
     daemon: Daemon = request.app.state.daemon
     try:
         doc = daemon.access.parse_doc(request.path_params["owner"], request.path_params["name"])
-        identity = daemon.access.identify(_token(request))
+        identity = daemon.access.identify(bearer_token(request.headers, request.query_params))
         meta = await daemon.store.meta(DocKey(identity.tenant, str(doc)))
         grant = decide(identity, doc, meta)
     except Refusal as refusal:
@@ -87,6 +81,8 @@ def _handled(handler):  # type: ignore[no-untyped-def]
             return await handler(request)
         except HttpError as exc:
             return _error(exc.status, exc.error, exc.message)
+        except BodyRefused as exc:
+            return exc.response()
         except StoreUnavailable as exc:
             return _error(503, "unavailable", f"storage unavailable: {exc}")
 
@@ -107,9 +103,10 @@ async def put_access(request: Request) -> Response:
     daemon, doc, grant, meta = await _authorize(request)
     if not grant.may_manage:
         raise HttpError(403, "forbidden", "only the owner or an admin may change access")
+    body = await read_json(request, daemon.settings.max_json_body_bytes)
     try:
-        mode, grants = validate_access(doc.owner, await request.json())
-    except (ValueError, json.JSONDecodeError) as exc:
+        mode, grants = validate_access(doc.owner, body)
+    except ValueError as exc:
         raise HttpError(400, "bad_request", str(exc)) from exc
     if meta is None:
         await daemon.store.create(grant.key)
@@ -155,14 +152,9 @@ async def post_update(request: Request) -> Response:
     daemon, _, grant, _ = await _authorize(request)
     if grant.readonly:
         raise HttpError(403, "forbidden", "viewers cannot write")
-    limit = daemon.settings.max_message_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HttpError(413, "too_large", f"update over {limit} bytes")
+    body = await read_body(request, daemon.settings.max_message_bytes)
     try:
-        validate_update(bytes(body))
+        validate_update(body)
     except ProtocolError as exc:
         raise HttpError(400, "bad_request", str(exc)) from exc
     try:
@@ -171,7 +163,7 @@ async def post_update(request: Request) -> Response:
         raise HttpError(404, "not_found", "no such document") from exc
     origin = "service" if grant.identity.privileged else "http"
     try:
-        done = await room.ingest(None, bytes(body), grant.identity.sub, origin, ack=True)
+        done = await room.ingest(None, body, grant.identity.sub, origin, ack=True)
         assert done is not None
         seq = await done
     except RuntimeError as exc:

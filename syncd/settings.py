@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .tokens import check_secret
+
 __all__ = ["Settings"]
 
 MiB = 1024 * 1024
@@ -29,6 +31,9 @@ class Settings:
     send_queue_bytes: int = 32 * MiB
     # Updates received by a room and not yet committed; above this, readers wait (backpressure).
     room_pending_bytes: int = 16 * MiB
+    # HTTP request bodies. A JSON body above this is refused with 413 (a Content-Length above it
+    # before anything is read); binary updates are bounded by max_message_bytes.
+    max_json_body_bytes: int = 64 * 1024
     # Presence (awareness) of one document; what happens at each bound: docs/protocol.md.
     max_awareness_state_bytes: int = 64 * 1024  # one state; above it, close 4413
     max_awareness_clients: int = 2000  # live client ids; new ones past it are dropped
@@ -77,13 +82,17 @@ class Settings:
         for name in ("data_dir", "public_key_file"):
             if name in values:
                 values[name] = Path(values[name])
-        return replace(cls(), **values)
+        settings = replace(cls(), **values)
+        if settings.secret is not None:
+            check_secret(settings.secret, "SYNCD_SECRET")  # WeakSecret (a ValueError)
+        return settings
 
 
 def _parse(name: str, raw: str) -> Any:
     default = getattr(Settings(), name)
     if name in {"port", "max_message_bytes", "send_queue_messages", "send_queue_bytes",
                 "room_pending_bytes", "compact_after_updates", "compact_after_bytes",
+                "max_json_body_bytes",
                 "max_pending_per_address", "max_unauthenticated_message_bytes",
                 "send_queue_total_bytes",
                 "max_awareness_state_bytes", "max_awareness_clients",

@@ -17,9 +17,38 @@ import jwt
 
 from .docid import is_principal
 
-__all__ = ["Identity", "InvalidToken", "TokenKeys", "load_or_create_secret"]
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "Identity",
+    "InvalidToken",
+    "TokenKeys",
+    "WeakSecret",
+    "check_secret",
+    "load_or_create_secret",
+]
 
 ROLES = ("user", "service", "admin")
+
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits). A shorter
+# secret can be brute-forced offline from any one token a client shows around.
+MIN_SECRET_BYTES = 32
+
+
+class WeakSecret(ValueError):
+    """The HS256 secret is too short to sign tokens with."""
+
+
+def check_secret(secret: str, source: str = "the token secret") -> None:
+    """Raise :class:`WeakSecret` naming ``source`` unless ``secret`` has ``MIN_SECRET_BYTES``.
+
+    The length counted is that of the UTF-8 bytes, which is what HMAC keys on."""
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        raise WeakSecret(
+            f"{source} is too short ({size} byte{'' if size == 1 else 's'}; HS256 needs at "
+            f"least {MIN_SECRET_BYTES}, RFC 7518 §3.2). Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 class InvalidToken(Exception):
@@ -50,6 +79,7 @@ class TokenKeys:
             self._algorithms = ["EdDSA"] if "Ed25519" in name or "Ed448" in name else ["ES256"]
             self._secret = None
         elif secret:
+            check_secret(secret)
             self._verify_key = secret
             self._algorithms = ["HS256"]
             self._secret = secret
@@ -94,12 +124,18 @@ class TokenKeys:
 
 
 def load_or_create_secret(data_dir: Path) -> tuple[str, bool]:
-    """The secret stored in ``data_dir`` (created on first use); returns (secret, created)."""
+    """The secret stored in ``data_dir`` (created on first use); returns (secret, created).
+
+    Raises:
+        WeakSecret: the stored secret is too short (written by hand, or by an old version).
+    """
     path = data_dir / "secret"
     if path.exists():
-        return path.read_text().strip(), False
+        secret = path.read_text().strip()
+        check_secret(secret, f"the secret in {path}")
+        return secret, False
     data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
+    secret = secrets.token_urlsafe(MIN_SECRET_BYTES)  # 32 random bytes, 43 characters
     path.write_text(secret + "\n")
     path.chmod(0o600)
     return secret, True

@@ -11,8 +11,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from syncd.bearer import bearer_token
 from syncd.settings import Settings
-from syncd.tokens import InvalidToken, TokenKeys
+from syncd.tokens import (
+    MIN_SECRET_BYTES,
+    InvalidToken,
+    TokenKeys,
+    WeakSecret,
+    load_or_create_secret,
+)
+from tests.support.servers import SECRET
 
 
 def _pem(private) -> str:  # type: ignore[no-untyped-def]
@@ -108,3 +116,64 @@ async def test_dev_login_only_when_enabled(settings):
                 assert bad.status_code == 400
         finally:
             await running.stop()
+
+
+# -- secret strength (RFC 7518 §3.2: an HS256 key at least as long as the hash) ---------------
+
+
+def test_short_secrets_refused_everywhere(tmp_path):
+    assert len(SECRET.encode()) >= MIN_SECRET_BYTES  # what the test daemons sign with
+    for short in ("x", "s" * 31, "é" * 15):  # 30 UTF-8 bytes
+        with pytest.raises(WeakSecret, match="SYNCD_SECRET is too short"):
+            Settings.from_env({"SYNCD_SECRET": short})
+        with pytest.raises(WeakSecret, match="too short"):
+            TokenKeys(secret=short)
+    assert TokenKeys(secret="é" * 16).verify(TokenKeys(secret="é" * 16).mint("a")).sub == "a"
+    assert Settings.from_env({"SYNCD_SECRET": ""}).secret is None  # unset: one is generated
+    generated, created = load_or_create_secret(tmp_path / "fresh")
+    assert created and len(generated.encode()) >= MIN_SECRET_BYTES
+    stored = tmp_path / "old"
+    stored.mkdir()
+    (stored / "secret").write_text("hunter2\n")
+    with pytest.raises(WeakSecret, match=f"the secret in {stored / 'secret'} is too short"):
+        load_or_create_secret(stored)
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["token", "--sub", "alice"]])
+def test_cli_refuses_a_short_secret(tmp_path, command):
+    out = subprocess.run(
+        [sys.executable, "-m", "syncd", *command, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "SYNCD_SECRET": "x"},
+    )
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert f"syncd {command[0]}: SYNCD_SECRET is too short (1 byte;" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "syncd.db").exists()  # refused before anything started
+
+
+# -- where the token comes from ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "query", "token"),
+    [
+        ("Bearer h", "q", "h"),  # the header wins
+        ("bearer  h ", None, "h"),
+        (None, "q", "q"),
+        (None, None, None),
+        ("Bearer", "q", ""),  # ours but empty: refused, never replaced by the query
+        ("Bearer h x", "q", "h x"),  # ours but malformed: verification refuses it
+        ("Basic dXNlcjpwdw==", "q", "q"),  # another scheme is not addressed to us
+        ("Bearerh", "q", "q"),
+    ],
+)
+def test_bearer_token_rule(header, query, token):
+    from starlette.datastructures import Headers, QueryParams
+
+    headers = Headers({"authorization": header} if header is not None else {})
+    params = QueryParams({"token": query} if query is not None else {})
+    assert bearer_token(headers, params) == token
