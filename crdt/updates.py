@@ -5,6 +5,7 @@ from __future__ import annotations
 import pycrdt
 
 from .protocol import Decoder, ProtocolError
+from .update_format import UpdateShape, decode_update
 
 __all__ = [
     "EMPTY_UPDATE",
@@ -19,16 +20,22 @@ __all__ = [
 EMPTY_UPDATE = b"\x00\x00"
 
 
-def validate_update(update: bytes) -> None:
-    """Raise :class:`ProtocolError` unless ``update`` decodes as a Yjs v1 update.
+def validate_update(update: bytes) -> UpdateShape:
+    """Raise :class:`ProtocolError` unless ``update`` is a Yjs v1 update yrs can take; return
+    its shape (state vector, delete set).
 
-    Decoding the whole update (to compute its state vector) touches no document, so an invalid
-    update is rejected before it can reach the store or a replica.
+    The strict decoder (:mod:`crdt.update_format`) runs first: it refuses what would crash or
+    break yrs (deep nesting, zero-length items, ...) with an
+    :class:`~crdt.update_format.InvalidUpdate` saying why. Then yrs decodes it too
+    (``pycrdt.get_state``), so that nothing it would refuse gets through. Neither touches a
+    document: an invalid update is rejected before it can reach the store or a replica.
     """
+    shape = decode_update(update)
     try:
         pycrdt.get_state(update)
     except ValueError as exc:
         raise ProtocolError("not a valid Yjs update") from exc
+    return shape
 
 
 def state_vector(update: bytes) -> bytes:

@@ -1,0 +1,660 @@
+"""A strict structural decoder of the Yjs update format v1, run before any update reaches yrs.
+
+yrs (pycrdt's Rust core) trusts the bytes it decodes: a value nested thousands of levels deep
+overflows its stack (SIGSEGV, the whole process), an item of length 0 makes it panic and leaves
+the document broken, invalid UTF-8 is undefined behaviour (it reads strings unchecked). So every
+update a client sends is decoded here first, completely, in pure Python, and refused with
+:class:`InvalidUpdate` (a :class:`~crdt.protocol.ProtocolError`: close 4400) unless yrs can
+decode and apply it. Nothing here allocates in proportion to a count before checking that the
+remaining bytes can hold that many elements.
+
+The format, as yjs 13 writes it (``UpdateEncoderV1``, ``writeClientsStructs``,
+``writeDeleteSet``; lib0 varints: 7 bits per byte, little end first)::
+
+    update   := varUint(#blocks) block* deleteSet
+    block    := varUint(#structs) varUint(client) varUint(clock) struct*
+    struct   := info:u8 ...        info & 31 = 0: GC, 10: Skip (varUint len), else an Item
+    item     := [origin ID if info & 0x80] [right origin ID if info & 0x40]
+                [if neither: varUint(1) varString(root name) | varUint(0) ID(parent),
+                             then varString(parentSub) if info & 0x20]
+                content(info & 31)
+    content  := 1 Deleted varUint(len) | 2 JSON varUint(n) varString(json)*n | 3 Binary buf
+              | 4 String varString | 5 Embed varString(json) | 6 Format varString(key) json
+              | 7 Type typeRef:u8 (3 XmlElement, 5 XmlHook: + varString(name)) | 8 Any n any*n
+              | 9 Doc varString(guid) any(options)
+    ID       := varUint(client) varUint(clock)
+    deleteSet:= varUint(#clients) (varUint(client) varUint(#ranges) (clock len)*)*
+
+Each struct's clock is implied: the block's clock plus the lengths of the structs before it, so
+lengths must be right. An item's length is what yjs counts: a String's UTF-16 code units, the
+number of Any/JSON values, a Deleted's len, 1 for everything else.
+
+Refused, beyond bytes that do not decode (truncated or overlong varints, counts and lengths the
+remaining bytes cannot hold, unknown refs, invalid UTF-8, trailing bytes):
+
+- **Length 0** items, GCs, Skips and delete ranges: yrs panics on them (``docs/yrs-crashes.md``).
+- **Nesting** of Any values and JSON beyond :data:`MAX_DEPTH`, and of shared types within one
+  update beyond :data:`MAX_TYPE_DEPTH`: yrs recurses per level and overflows its stack.
+- **What yrs reads differently from yjs**, so that the document a browser sees and the one the
+  server stores would part ways: ``ContentJSON`` (yrs 0.27 reads one string more than the count
+  says; yjs has not written it since 13.0), ``Y.XmlHook`` (yrs does not read its name), type
+  refs beyond 6, GC/Skip infos with flag bits, parent infos other than 0/1, clients repeated in
+  the structs or in the delete set (yjs merges them, yrs keeps only the last), delete ranges out
+  of order or overlapping (yrs assumes them sorted).
+- **Numbers yrs or JavaScript cannot hold**: clocks and clock + length beyond ``2**31 - 1`` (yrs
+  keeps clocks as ``u32`` and panics past ``2**31``; the JavaScript bound of ``2**53`` is looser),
+  client ids and Any integers beyond ``2**53 - 1``, JSON with NaN/Infinity, numbers that
+  overflow a double, or unpaired surrogates (``serde_json`` refuses those).
+- **Impossible references** within one client's structs: an origin, right origin or parent
+  with the item's own client and a clock not before the item's; a Format item under a map key
+  (formats belong in text; yrs panics computing that map's events).
+
+What needs the document (does the parent exist, is the origin there) is left to yrs, which
+answers those with a plain ``ValueError`` or keeps the struct pending.
+
+Example::
+
+    shape = decode_update(update)        # raises InvalidUpdate
+    shape.state_vector                   # {client: clock}, as pycrdt.get_state computes it
+    shape.delete_set                     # {client: [(clock, len), ...]}
+
+Pure Python (stdlib and :mod:`crdt.protocol` only), no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_right
+from math import isfinite
+from typing import NamedTuple
+
+from .protocol import ProtocolError
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_TYPE_DEPTH",
+    "InvalidUpdate",
+    "UpdateShape",
+    "decode_delete_set",
+    "decode_update",
+]
+
+# Any values (and JSON) are the plain values apps put into maps and arrays: a stroke's points, a
+# card's attributes. Our schemas nest them at most 2 deep and hand-written app data rarely
+# passes 5 or 6; 32 leaves room for any honest use and is hundreds of times below where yrs's
+# recursive decoding, conversion to Python and JSON serialisation run out of stack
+# (``docs/yrs-crashes.md``), also on threads with small stacks.
+MAX_DEPTH = 32
+
+# Shared types nest more: rich text is a tree of XML elements (a list item in a list in a
+# quote...). Our schemas nest 3 deep; 32 levels of indented lists in ProseMirror are 64 or so.
+# yrs walks types recursively too (``to_json`` crashes somewhere past a few thousand levels).
+# Only chains within one update can be measured without the document.
+MAX_TYPE_DEPTH = 128
+
+# yrs keeps clocks as ``u32`` (it would wrap past 2**32) and panics on structs whose clock is
+# past 2**31 when a delete set touches them (an index computed as a signed number); yjs
+# clocks count one client's edits, which never come near either.
+MAX_CLOCK = 2**31 - 1
+MAX_SAFE_INTEGER = 2**53 - 1  # lib0 refuses longer varints; JavaScript numbers stop being exact
+_MAX_VARINT_BYTES = 8  # 56 bits: enough for any value up to MAX_SAFE_INTEGER
+
+# Content refs (info & 31) and lib0 Any tags.
+_GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKIP = range(11)
+_XML_ELEMENT, _XML_HOOK, _LAST_TYPE_REF = 3, 5, 6
+_ANY_OBJECT, _ANY_ARRAY = 118, 117
+_HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
+
+
+class InvalidUpdate(ProtocolError):
+    """Bytes that are not a Yjs v1 update yrs can safely decode and apply."""
+
+
+class UpdateShape(NamedTuple):
+    """What an update holds, short of its content.
+
+    Attributes:
+        clients: per client, the clock range ``(first, end)`` its structs cover (end exclusive).
+        state_vector: per client, the clock the update brings that client to, as yjs'
+            ``encodeStateVectorFromUpdate`` and ``pycrdt.get_state`` compute it: only clients
+            whose structs start at clock 0, up to their first Skip.
+        delete_set: per client, the deleted ranges ``(clock, len)``, sorted.
+        struct_count: number of structs (items, GCs, Skips).
+        max_depth: deepest nesting of Any/JSON values (0: scalars only).
+        type_depth: depth of the deepest shared type the update's items create, as far as
+            it can be told within the update (root types are 1, a map in a root map 2; a type
+            whose parent is not in the update counts as 2; 0: the update creates no types).
+    """
+
+    clients: dict[int, tuple[int, int]]
+    state_vector: dict[int, int]
+    delete_set: dict[int, list[tuple[int, int]]]
+    struct_count: int
+    max_depth: int
+    type_depth: int
+
+    @property
+    def deletes_anything(self) -> bool:
+        return bool(self.delete_set)
+
+
+def decode_update(update: bytes | bytearray | memoryview) -> UpdateShape:
+    """Decode a whole Yjs v1 update strictly; return its shape.
+
+    Raises:
+        InvalidUpdate: the update does not decode, or holds something yrs cannot survive or
+            would read differently from yjs (see the module docstring); the message says what.
+    """
+    data = update if type(update) is bytes else bytes(update)
+    try:
+        return _decode(data)
+    except IndexError:  # every read past the end lands here: data[pos] with pos == len(data)
+        raise InvalidUpdate("truncated update") from None
+    except RecursionError:  # cannot happen below MAX_DEPTH; belt and braces
+        raise InvalidUpdate("nesting too deep") from None
+
+
+def decode_delete_set(update: bytes | bytearray | memoryview) -> dict[int, list[tuple[int, int]]]:
+    """The delete set of ``update``: ``{client: [(clock, len), ...]}``, ranges sorted.
+
+    The delete set follows the structs without a length prefix, so this decodes (and checks)
+    the whole update.
+    """
+    return decode_update(update).delete_set
+
+
+def _uint_tail(data: bytes, pos: int, first: int) -> tuple[int, int]:
+    """The rest of a varUint whose first byte (>= 0x80) was ``first``; return (value, pos)."""
+    byte = data[pos]
+    if byte < 0x80:  # two bytes: clocks and lengths up to 16383
+        return (first & 0x7F) | (byte << 7), pos + 1
+    third = data[pos + 1]
+    if third < 0x80:  # three bytes: up to 2**21
+        return (first & 0x7F) | ((byte & 0x7F) << 7) | (third << 14), pos + 2
+    # Longer ones are mostly client ids (up to 8 bytes): find the end in C, then squeeze the
+    # 7-bit groups together with a few masks instead of a Python step per byte.
+    match = _VARINT_REST.match(data, pos)
+    if match is None:
+        if len(data) - pos < _MAX_VARINT_BYTES - 1:
+            raise InvalidUpdate("truncated update")
+        raise InvalidUpdate("varint longer than 8 bytes")
+    end = match.end()
+    x = int.from_bytes(data[pos - 1 : end], "little") & 0x7F7F7F7F7F7F7F7F
+    x = ((x & 0x7F007F007F007F00) >> 1) | (x & 0x007F007F007F007F)
+    x = ((x & 0x3FFF00003FFF0000) >> 2) | (x & 0x00003FFF00003FFF)
+    x = ((x & 0x0FFFFFFF00000000) >> 4) | (x & 0x000000000FFFFFFF)
+    if x > MAX_SAFE_INTEGER:
+        raise InvalidUpdate("integer beyond 2**53")
+    return x, end
+
+
+# After a varint's first byte: up to six more with the high bit, then one without.
+_VARINT_REST = re.compile(rb"[\x80-\xff]{1,6}[\x00-\x7f]")
+
+
+def _uint(data: bytes, pos: int) -> tuple[int, int]:
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    return _uint_tail(data, pos + 1, byte)
+
+
+def _clock(data: bytes, pos: int) -> tuple[int, int]:
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    value, pos = _uint_tail(data, pos + 1, byte)
+    if value > MAX_CLOCK:
+        raise InvalidUpdate("clock beyond 2**31")
+    return value, pos
+
+
+def _int(data: bytes, pos: int) -> int:
+    """Skip a lib0 varInt (6 bits and a sign in the first byte); return the new position."""
+    byte = data[pos]
+    pos += 1
+    if byte < 0x80:
+        return pos
+    value = byte & 0x3F
+    shift = 6
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if value > MAX_SAFE_INTEGER:
+                raise InvalidUpdate("integer beyond 2**53")
+            return pos
+        shift += 7
+        if shift >= 7 * _MAX_VARINT_BYTES:
+            raise InvalidUpdate("varint longer than 8 bytes")
+
+
+def _raw_string(data: bytes, pos: int) -> tuple[bytes, int]:
+    """A varString's UTF-8 bytes, checked; return (bytes, pos after it)."""
+    length = data[pos]
+    pos += 1
+    if length >= 0x80:
+        length, pos = _uint_tail(data, pos, length)
+    end = pos + length
+    if end > len(data):
+        raise InvalidUpdate("string runs past the end of the update")
+    raw = data[pos:end]
+    if not raw.isascii():
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            raise InvalidUpdate("string is not UTF-8") from None
+    return raw, end
+
+
+def _skip_buffer(data: bytes, pos: int) -> int:
+    length = data[pos]
+    pos += 1
+    if length >= 0x80:
+        length, pos = _uint_tail(data, pos, length)
+    end = pos + length
+    if end > len(data):
+        raise InvalidUpdate("buffer runs past the end of the update")
+    return end
+
+
+def _utf16_units(raw: bytes) -> int:
+    """How many UTF-16 code units the (valid) UTF-8 ``raw`` is: what yjs counts as length."""
+    if raw.isascii():
+        return len(raw)
+    # Code points, plus one for each that needs a surrogate pair: exactly the UTF-8 sequences
+    # of four bytes, whose lead bytes F0..F4 never occur elsewhere in valid UTF-8.
+    text = raw.decode()
+    return len(text) + len(raw.translate(None, _ALL_BUT_FOUR_BYTE_LEADS))
+
+
+_ALL_BUT_FOUR_BYTE_LEADS = bytes(b for b in range(256) if not 0xF0 <= b <= 0xF4)
+
+
+def _any_values(data: bytes, pos: int, count: int, level: int, keyed: bool) -> tuple[int, int]:
+    """Skip ``count`` lib0 Any values (each after a string key if ``keyed``) inside ``level``
+    containers; return (pos, the deepest container level met).
+
+    Scalars and short strings are read inline, containers recurse: most values are numbers,
+    strings and small objects.
+    """
+    n = len(data)
+    deepest = level
+    for _ in range(count):
+        if keyed:
+            length = data[pos]
+            if length < 0x80:
+                end = pos + 1 + length
+                if end > n:
+                    raise InvalidUpdate("string runs past the end of the update")
+                if not data[pos + 1 : end].isascii():
+                    _raw_string(data, pos)  # checks the UTF-8
+                pos = end
+            else:
+                pos = _raw_string(data, pos)[1]
+        tag = data[pos]
+        pos += 1
+        if tag == 125:  # varInt
+            if data[pos] < 0x80:
+                pos += 1
+            else:
+                pos = _int(data, pos)
+        elif tag == 119:  # string
+            length = data[pos]
+            if length < 0x80:
+                end = pos + 1 + length
+                if end > n:
+                    raise InvalidUpdate("string runs past the end of the update")
+                if not data[pos + 1 : end].isascii():
+                    _raw_string(data, pos)
+                pos = end
+            else:
+                pos = _raw_string(data, pos)[1]
+        elif tag in (123, 122):  # float64, BigInt64
+            pos += 8
+        elif tag == 124:  # float32
+            pos += 4
+        elif tag in (126, 127, 120, 121):  # null, undefined, true, false
+            pass
+        elif tag in (_ANY_OBJECT, _ANY_ARRAY):
+            if level >= MAX_DEPTH:
+                raise InvalidUpdate(f"Any values nested deeper than {MAX_DEPTH}")
+            inner, pos = _uint(data, pos)
+            if tag == _ANY_ARRAY:
+                if inner > n - pos:  # every value takes a byte at least
+                    raise InvalidUpdate("Any array longer than the update")
+            elif inner > (n - pos) >> 1:  # a key length and a value tag at least
+                raise InvalidUpdate("Any object larger than the update")
+            pos, depth = _any_values(data, pos, inner, level + 1, tag == _ANY_OBJECT)
+            if depth > deepest:
+                deepest = depth
+        elif tag == 116:  # Uint8Array
+            pos = _skip_buffer(data, pos)
+        else:
+            raise InvalidUpdate(f"unknown Any tag {tag}")
+    if pos > n:
+        raise InvalidUpdate("number runs past the end of the update")
+    return pos, deepest
+
+
+def _reject_constant(name: str) -> None:
+    raise InvalidUpdate(f"JSON holds {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not isfinite(value):
+        raise InvalidUpdate("JSON number overflows a double")
+    return value
+
+
+def _json(data: bytes, pos: int) -> tuple[int, int]:
+    """Check a varString of JSON (Embed, Format, JSON content); return (pos, its depth)."""
+    raw, pos = _raw_string(data, pos)
+    text = raw.decode()
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except InvalidUpdate:
+        raise
+    except RecursionError:
+        raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}") from None
+    except ValueError:  # JSONDecodeError, and ints past Python's digit limit
+        raise InvalidUpdate("content is not JSON") from None
+    # A cheap bound first: fewer brackets than MAX_DEPTH cannot nest deeper.
+    brackets = raw.count(b"[") + raw.count(b"{")
+    depth = _json_depth(value) if brackets else 0
+    if depth > MAX_DEPTH:
+        raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}")
+    if b"\\u" in raw:
+        try:  # an unpaired \ud800 escape: JSON.parse takes it, serde_json (yrs) does not
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidUpdate("JSON string holds an unpaired surrogate") from None
+    return pos, depth
+
+
+def _json_depth(value: object) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+            if deepest > MAX_DEPTH:
+                return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+class _TypeLevels:
+    """How deep the shared types are that the items of one update sit in.
+
+    An item's level is the depth of its parent type, root types being 1: given by its parent
+    ID (a type item of this update, or else unknown: 1), or inherited from its origin (or right
+    origin) item. Only items below the root level are recorded, per client in clock order, so
+    that an origin anywhere inside a multi-unit item finds it.
+    """
+
+    __slots__ = ("deepest", "ranges", "types")
+
+    def __init__(self) -> None:
+        self.types: dict[tuple[int, int], int] = {}  # type item ID -> level of its children
+        self.ranges: dict[int, tuple[list[int], list[int], list[int]]] = {}
+        self.deepest = 0
+
+    def of_item(self, client: int, clock: int) -> int:
+        """The level of the item holding ``(client, clock)``, 1 if it is not in the update."""
+        found = self.ranges.get(client)
+        if found is None:
+            return 1
+        starts, ends, levels = found
+        i = bisect_right(starts, clock) - 1
+        if i >= 0 and clock < ends[i]:
+            return levels[i]
+        return 1
+
+    def record(self, client: int, clock: int, length: int, level: int, is_type: bool) -> None:
+        if is_type:
+            inner = level + 1
+            if inner > MAX_TYPE_DEPTH:
+                raise InvalidUpdate(f"shared types nested deeper than {MAX_TYPE_DEPTH}")
+            self.types[(client, clock)] = inner
+            if inner > self.deepest:
+                self.deepest = inner
+        if level > 1:
+            found = self.ranges.get(client)
+            if found is None:
+                found = self.ranges[client] = ([], [], [])
+            found[0].append(clock)
+            found[1].append(clock + length)
+            found[2].append(level)
+
+
+def _decode(data: bytes) -> UpdateShape:
+    # One function with its varint reads inlined where the bytes are usually small: this runs
+    # on every update a client sends. Client ids are long varints (53 bits in pycrdt, 32 in
+    # yjs) and an update names few of them, so the last one read is remembered as bytes.
+    n = len(data)
+    count, pos = _uint(data, 0)
+    if count > n - pos:
+        raise InvalidUpdate("more client blocks than the update has bytes")
+    clients: dict[int, tuple[int, int]] = {}
+    state_vector: dict[int, int] = {}
+    levels: _TypeLevels | None = None  # made at the first item that needs it
+    struct_count = 0
+    max_depth = 0
+    last_raw, last_client = b"\x00", 0  # the varint bytes of the last client id read
+    for _ in range(count):
+        structs, pos = _uint(data, pos)
+        if structs == 0:
+            raise InvalidUpdate("client block without structs")
+        if structs > (n - pos) >> 1:  # every struct takes two bytes at least
+            raise InvalidUpdate("more structs than the update has bytes")
+        if data.startswith(last_raw, pos):
+            client = last_client
+            pos += len(last_raw)
+        else:
+            client, end = _uint(data, pos)
+            last_raw, last_client = data[pos:end], client
+            pos = end
+        if client in clients:
+            raise InvalidUpdate(f"client {client} has two blocks")
+        clock, pos = _clock(data, pos)
+        first = clock
+        contiguous = first == 0  # the state vector counts from clock 0 to the first Skip
+        struct_count += structs
+        for _ in range(structs):
+            info = data[pos]
+            pos += 1
+            ref = info & 0x1F
+            if ref in (_GC, _SKIP):
+                if info != ref:
+                    raise InvalidUpdate(f"GC/Skip with flags {info:#x}")
+                length = data[pos]
+                pos += 1
+                if length >= 0x80:
+                    length, pos = _uint_tail(data, pos, length)
+                if length == 0:
+                    raise InvalidUpdate("GC or Skip of length 0")
+                if ref == _SKIP and contiguous:
+                    contiguous = False
+                    if clock:
+                        state_vector[client] = clock
+                clock += length
+                if clock > MAX_CLOCK:
+                    raise InvalidUpdate("clock beyond 2**31")
+                continue
+            # An item: where it goes (origin, right origin, or parent), then its content.
+            level = 1
+            if info & 0xC0:  # _HAS_ORIGIN | _HAS_RIGHT_ORIGIN
+                for flag in (_HAS_ORIGIN, _HAS_RIGHT_ORIGIN):
+                    if not info & flag:
+                        continue
+                    if data.startswith(last_raw, pos):
+                        other = last_client
+                        pos += len(last_raw)
+                    else:
+                        other, end = _uint(data, pos)
+                        last_raw, last_client = data[pos:end], other
+                        pos = end
+                    other_clock = data[pos]
+                    pos += 1
+                    if other_clock >= 0x80:
+                        other_clock, pos = _uint_tail(data, pos, other_clock)
+                        if other_clock > MAX_CLOCK:
+                            raise InvalidUpdate("clock beyond 2**31")
+                    if other == client and other_clock >= clock:
+                        what = "origin" if flag == _HAS_ORIGIN else "right origin"
+                        raise InvalidUpdate(f"{what} is not before the item")
+                    # The parent is the origin's (or, without one, the right origin's).
+                    if (
+                        levels is not None
+                        and levels.ranges
+                        and (flag == _HAS_ORIGIN or not info & _HAS_ORIGIN)
+                    ):
+                        level = levels.of_item(other, other_clock)
+            else:
+                parent_info = data[pos]
+                pos += 1
+                if parent_info == 1:
+                    pos = _raw_string(data, pos)[1]
+                elif parent_info == 0:
+                    if data.startswith(last_raw, pos):
+                        other = last_client
+                        pos += len(last_raw)
+                    else:
+                        other, end = _uint(data, pos)
+                        last_raw, last_client = data[pos:end], other
+                        pos = end
+                    other_clock, pos = _clock(data, pos)
+                    if other == client and other_clock >= clock:
+                        raise InvalidUpdate("parent is not before the item")
+                    if levels is not None:
+                        level = levels.types.get((other, other_clock), 1)
+                else:
+                    raise InvalidUpdate(f"unknown parent info {parent_info}")
+                if info & _HAS_PARENT_SUB:
+                    if ref == _FORMAT:  # yrs panics on its map events (and KeyErrors in reads)
+                        raise InvalidUpdate("Format item under a map key")
+                    pos = _raw_string(data, pos)[1]
+            is_type = False
+            if ref == _STRING:
+                raw, pos = _raw_string(data, pos)
+                length = _utf16_units(raw)
+            elif ref == _ANY:
+                length, pos = _uint(data, pos)
+                if length > n - pos:
+                    raise InvalidUpdate("more Any values than the update has bytes")
+                pos, depth = _any_values(data, pos, length, 0, False)
+                if depth > max_depth:
+                    max_depth = depth
+            elif ref == _TYPE:
+                is_type = True
+                length = 1
+                type_ref = data[pos]
+                pos += 1
+                if type_ref > _LAST_TYPE_REF:
+                    raise InvalidUpdate(f"unknown type ref {type_ref}")
+                if type_ref == _XML_HOOK:
+                    raise InvalidUpdate("Y.XmlHook: yrs does not read its name as yjs writes it")
+                if type_ref == _XML_ELEMENT:
+                    pos = _raw_string(data, pos)[1]
+            elif ref == _DELETED:
+                length, pos = _uint(data, pos)
+            elif ref == _FORMAT:
+                length = 1
+                pos = _raw_string(data, pos)[1]
+                pos, depth = _json(data, pos)
+                if depth > max_depth:
+                    max_depth = depth
+            elif ref == _EMBED:
+                length = 1
+                pos, depth = _json(data, pos)
+                if depth > max_depth:
+                    max_depth = depth
+            elif ref == _BINARY:
+                length = 1
+                pos = _skip_buffer(data, pos)
+            elif ref == _DOC:
+                length = 1
+                pos = _raw_string(data, pos)[1]
+                if data[pos] != _ANY_OBJECT:
+                    raise InvalidUpdate("subdocument options are not an object")
+                pos, depth = _any_values(data, pos, 1, 0, False)
+                if depth > max_depth:
+                    max_depth = depth
+            elif ref == _JSON:
+                _check_json_content(data, pos)
+            else:
+                raise InvalidUpdate(f"unknown content ref {ref}")
+            if length == 0:
+                raise InvalidUpdate("item of length 0")
+            if is_type or level > 1:
+                if levels is None:
+                    levels = _TypeLevels()
+                levels.record(client, clock, length, level, is_type)
+            clock += length
+            if clock > MAX_CLOCK:
+                raise InvalidUpdate("clock beyond 2**31")
+        clients[client] = (first, clock)
+        if contiguous:
+            state_vector[client] = clock
+    delete_set, pos = _delete_set(data, pos)
+    if pos != n:
+        raise InvalidUpdate(f"{n - pos} trailing bytes after the update")
+    return UpdateShape(
+        clients, state_vector, delete_set, struct_count, max_depth, levels.deepest if levels else 0
+    )
+
+
+def _check_json_content(data: bytes, pos: int) -> None:
+    """Check a ContentJSON as yjs reads it, then refuse it: yrs would read it differently."""
+    count, pos = _uint(data, pos)
+    if count == 0:
+        raise InvalidUpdate("item of length 0")
+    if count > len(data) - pos:
+        raise InvalidUpdate("more JSON values than the update has bytes")
+    for _ in range(count):
+        raw, end = _raw_string(data, pos)
+        if raw != b"undefined":  # yjs writes undefined this way
+            _json(data, pos)
+        pos = end
+    raise InvalidUpdate("ContentJSON: yrs reads one value more than yjs writes")
+
+
+def _delete_set(data: bytes, pos: int) -> tuple[dict[int, list[tuple[int, int]]], int]:
+    n = len(data)
+    count, pos = _uint(data, pos)
+    if count > n - pos:
+        raise InvalidUpdate("more delete-set clients than the update has bytes")
+    delete_set: dict[int, list[tuple[int, int]]] = {}
+    for _ in range(count):
+        client, pos = _uint(data, pos)
+        if client in delete_set:
+            raise InvalidUpdate(f"client {client} appears twice in the delete set")
+        ranges_count, pos = _uint(data, pos)
+        if ranges_count > (n - pos) >> 1:
+            raise InvalidUpdate("more delete ranges than the update has bytes")
+        ranges = []
+        end = 0
+        for _ in range(ranges_count):
+            clock, pos = _clock(data, pos)
+            length, pos = _clock(data, pos)
+            if length == 0:
+                raise InvalidUpdate("delete range of length 0")
+            if clock < end:
+                raise InvalidUpdate("delete ranges out of order or overlapping")
+            end = clock + length
+            if end > MAX_CLOCK:
+                raise InvalidUpdate("clock beyond 2**31")
+            ranges.append((clock, length))
+        delete_set[client] = ranges
+    return delete_set, pos
