@@ -1,42 +1,73 @@
-"""Would an update change a document? Yjs' ``snapshotContainsUpdate``, on pycrdt. No I/O."""
+"""Would an update change a document? Yjs' ``snapshotContainsUpdate``, without the document.
+
+The sync endpoint uses it to acknowledge a viewer's sync step 2 that brings nothing new: a Yjs
+client always sends its whole delete set, so "empty" cannot be judged from the size. An update
+brings nothing when every struct it carries is below the document's state vector and every
+range it deletes is already deleted in the document. Both sides are plain data here: the
+update's :class:`~crdt.update_format.UpdateShape` and the document's :class:`Knowledge` (its
+state vector and delete set, which the room computes once per document version), so a check
+costs O(update), never a copy of the document.
+"""
 
 from __future__ import annotations
 
-import pycrdt
+from bisect import bisect_right
+from dataclasses import dataclass
 
-from .protocol import ProtocolError
-from .updates import EMPTY_UPDATE, decode_state_vector
+from .update_format import UpdateShape
 
-__all__ = ["contains_update"]
+__all__ = ["Knowledge", "contains_update", "normalize_ranges"]
+
+DeleteSet = dict[int, list[tuple[int, int]]]
 
 
-def contains_update(doc: pycrdt.Doc, update: bytes) -> bool:
-    """Whether ``doc`` already holds everything in ``update`` (applying it would change nothing).
+def normalize_ranges(delete_set: DeleteSet) -> DeleteSet:
+    """Per client, ranges sorted by clock with overlapping and adjacent ones merged."""
+    out: DeleteSet = {}
+    for client, ranges in delete_set.items():
+        merged: list[tuple[int, int]] = []
+        for clock, length in sorted(ranges):
+            if merged and clock <= merged[-1][0] + merged[-1][1]:
+                start, prev = merged[-1]
+                merged[-1] = (start, max(prev, clock + length - start))
+            else:
+                merged.append((clock, length))
+        out[client] = merged
+    return out
 
-    The sync endpoint uses it to acknowledge a viewer's sync step 2 that brings nothing new: a
-    Yjs client always sends its whole delete set, so "empty" cannot be judged from the bytes.
-    Structs beyond ``doc``'s state vector are news; otherwise only deletions can be, and they are
-    found by applying the update to a scratch copy of ``doc``. That costs O(document).
 
-    Raises:
-        ProtocolError: ``update`` is not a Yjs v1 update.
-    """
-    if update == EMPTY_UPDATE:
-        return True
-    try:
-        theirs = decode_state_vector(pycrdt.get_state(update))
-    except ValueError as exc:
-        raise ProtocolError("not a valid Yjs update") from exc
-    ours = decode_state_vector(doc.get_state())
-    if any(clock > ours.get(client, 0) for client, clock in theirs.items()):
-        return False
-    scratch = pycrdt.Doc()
-    scratch.apply_update(doc.get_update())
-    changes: list[bytes] = []
-    # A transaction that changes nothing emits no update event.
-    scratch.observe(lambda event: changes.append(event.update))
-    try:
-        scratch.apply_update(update)
-    except ValueError as exc:
-        raise ProtocolError("not a valid Yjs update") from exc
-    return not changes
+@dataclass(frozen=True, slots=True)
+class Knowledge:
+    """What a document holds, as far as "is this news?" needs: state vector and delete set."""
+
+    state_vector: dict[int, int]
+    delete_set: DeleteSet  # normalized
+    _starts: dict[int, list[int]]
+
+    @classmethod
+    def of(cls, state_vector: dict[int, int], delete_set: DeleteSet) -> Knowledge:
+        ds = normalize_ranges(delete_set)
+        return cls(state_vector, ds, {c: [r[0] for r in rs] for c, rs in ds.items()})
+
+    def deleted(self, client: int, clock: int, length: int) -> bool:
+        """Whether ``[clock, clock + length)`` of ``client`` is all deleted here."""
+        ranges = self.delete_set.get(client)
+        if not ranges:
+            return False
+        i = bisect_right(self._starts[client], clock) - 1
+        if i < 0:
+            return False
+        start, span = ranges[i]
+        return clock + length <= start + span
+
+
+def contains_update(known: Knowledge, shape: UpdateShape) -> bool:
+    """Whether applying the update of ``shape`` would change nothing in the document."""
+    for client, (_, end) in shape.clients.items():
+        if end > known.state_vector.get(client, 0):
+            return False
+    return all(
+        known.deleted(client, clock, length)
+        for client, ranges in shape.delete_set.items()
+        for clock, length in ranges
+    )

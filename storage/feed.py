@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .schema import documents, feed_position, snapshots, updates
+from .schema import documents, feed_position, quarantine, snapshots, updates
 
 __all__ = ["FeedEvent", "FeedPage", "read_feed_page"]
 
@@ -94,7 +94,15 @@ async def read_feed_page(
                 updates.c.data,
             )
             .join(documents, and_(documents.c.id == updates.c.doc_id))
-            .where(*in_scope, updates.c.pos > after, updates.c.pos <= high)
+            .where(
+                *in_scope,
+                updates.c.pos > after,
+                updates.c.pos <= high,
+                # Quarantined updates (see storage/schema.py) are never served.
+                ~exists().where(
+                    quarantine.c.doc_id == updates.c.doc_id, quarantine.c.seq == updates.c.seq
+                ),
+            )
             .order_by(updates.c.pos)
             .limit(row_limit)
         )

@@ -87,6 +87,22 @@ snapshots = Table(
     Column("at", Double, nullable=False),
 )
 
+# Stored updates that cannot be applied or viewed (written before the strict decoder, or hitting
+# a yrs bug): kept in syncd_updates for inspection, left out of loads, compaction and the feed.
+quarantine = Table(
+    "syncd_quarantine",
+    metadata,
+    Column(
+        "doc_id",
+        _BigId,
+        ForeignKey("syncd_documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", BigInteger, primary_key=True),  # 0: the document's snapshot
+    Column("reason", String(200), nullable=False),
+    Column("at", Double, nullable=False),
+)
+
 # One row: the last allocated feed position. Appending transactions lock it first and hold it
 # until they commit, so positions become visible in order: once a position is visible, every
 # smaller one is committed (or was never used). An autoincrement key would not promise that on
@@ -104,14 +120,15 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 async def migrate(conn: AsyncConnection) -> None:
     """Create the tables on an empty database; refuse a database newer than this code.
 
     Version 1 is the first schema; later versions append their DDL here, each step guarded by
-    the stored version, so a daemon upgrades its database on start.
+    the stored version, so a daemon upgrades its database on start. Version 2 adds
+    ``syncd_quarantine``, a new table that ``create_all`` makes on an older database.
     """
     await conn.run_sync(metadata.create_all)
     if (await conn.execute(feed_position.select())).first() is None:
@@ -123,3 +140,5 @@ async def migrate(conn: AsyncConnection) -> None:
         raise RuntimeError(
             f"database schema version {row.version} is newer than this syncd ({SCHEMA_VERSION})"
         )
+    elif row.version < SCHEMA_VERSION:
+        await conn.execute(schema_version.update().values(version=SCHEMA_VERSION))

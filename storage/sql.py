@@ -23,11 +23,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from crdt.updates import fold
+from crdt.replay import replay
 
 from .deadline import operation_deadline, postgres_connect_args
 from .feed import FeedPage, read_feed_page
-from .schema import documents, feed_position, grants, migrate, snapshots, updates
+from .schema import documents, feed_position, grants, migrate, quarantine, snapshots, updates
 from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, StoreUnavailable
 
 __all__ = ["SqlStore", "engine_url"]
@@ -50,6 +50,12 @@ def engine_url(url: str) -> str:
     if url.startswith(("postgresql+psycopg://", "sqlite+aiosqlite://")):
         return url
     raise ValueError(f"unsupported database URL {url!r}: use postgresql://… or sqlite:///…")
+
+
+def _fold_checked(loaded: LoadedDoc) -> tuple[bytes, dict[int, str]]:
+    """The document ``loaded`` holds, as one update with its history, and what was left out."""
+    result = replay(loaded.snapshot, loaded.numbered_tail(), skip_gc=True)
+    return result.doc.get_update(), dict(result.skipped)
 
 
 class SqlStore:
@@ -218,16 +224,22 @@ class SqlStore:
             if doc is None or doc.deleted_at is not None:
                 return None
             # One statement, so snapshot and tail come from one consistent view of the database
-            # even if a compaction commits in between.
+            # even if a compaction commits in between. Quarantined rows (and a quarantined
+            # snapshot, seq 0) are left out; the tail then starts after the last good snapshot.
             rows = (
                 await conn.execute(
                     text(
-                        "SELECT 0 AS part, upto_seq AS seq, upto_pos AS pos, state AS data"
-                        " FROM syncd_snapshots WHERE doc_id = :id"
+                        "WITH snap AS (SELECT upto_seq, upto_pos, state FROM syncd_snapshots s"
+                        " WHERE s.doc_id = :id AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
+                        " WHERE q.doc_id = :id AND q.seq = 0))"
+                        " SELECT 0 AS part, upto_seq AS seq, upto_pos AS pos, state AS data"
+                        " FROM snap"
                         " UNION ALL"
-                        " SELECT 1 AS part, seq, pos, data FROM syncd_updates WHERE doc_id = :id"
-                        " AND seq > COALESCE("
-                        "(SELECT upto_seq FROM syncd_snapshots WHERE doc_id = :id), 0)"
+                        " SELECT 1 AS part, seq, pos, data FROM syncd_updates u"
+                        " WHERE u.doc_id = :id"
+                        " AND u.seq > COALESCE((SELECT upto_seq FROM snap), 0)"
+                        " AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
+                        " WHERE q.doc_id = :id AND q.seq = u.seq)"
                         " ORDER BY part, seq"
                     ),
                     {"id": doc.id},
@@ -236,16 +248,56 @@ class SqlStore:
         snapshot: bytes | None = None
         snapshot_seq = 0
         tail: list[bytes] = []
-        seq = pos = 0
+        tail_seqs: list[int] = []
+        pos = 0
         for part, row_seq, row_pos, data in rows:
             if part == 0:
                 snapshot, snapshot_seq = bytes(data), row_seq
             else:
                 tail.append(bytes(data))
-            seq, pos = row_seq, row_pos
+                tail_seqs.append(row_seq)
+            pos = row_pos
         return LoadedDoc(
-            snapshot, snapshot_seq, tail, seq, doc.created_at, doc.updated_at, pos=pos
+            snapshot,
+            snapshot_seq,
+            tail,
+            doc.seq,
+            doc.created_at,
+            doc.updated_at,
+            pos=pos,
+            tail_seqs=tail_seqs,
         )
+
+    async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:
+        async with self._begin() as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None or not seqs:
+                return
+            await self._quarantine(conn, doc.id, seqs, time.time())
+
+    async def _quarantine(
+        self, conn: AsyncConnection, doc_id: int, seqs: Mapping[int, str], now: float
+    ) -> None:
+        await conn.execute(
+            self._insert(quarantine)
+            .values(
+                [
+                    {"doc_id": doc_id, "seq": seq, "reason": reason[:200], "at": now}
+                    for seq, reason in seqs.items()
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
+        )
+
+    async def quarantined(self, key: DocKey) -> dict[int, str]:
+        async with self._begin(write=False) as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None:
+                return {}
+            rows = await conn.execute(
+                select(quarantine.c.seq, quarantine.c.reason).where(quarantine.c.doc_id == doc.id)
+            )
+            return {seq: reason for seq, reason in rows}
 
     async def append(
         self, batch: Mapping[DocKey, Sequence[NewUpdate]]
@@ -335,14 +387,16 @@ class SqlStore:
             raise KeyError(str(key))
         if not loaded.tail:
             return loaded.snapshot_seq
-        parts = ([loaded.snapshot] if loaded.snapshot else []) + loaded.tail
-        # CPU-bound; a worker thread lets the event loop interleave with it.
-        state = await asyncio.to_thread(fold, parts)
+        # CPU-bound; a worker thread lets the event loop interleave with it. Kept history (no
+        # garbage collection); an update that cannot be folded is quarantined, not folded.
+        state, skipped = await asyncio.to_thread(_fold_checked, loaded)
         now = time.time()
         async with self._begin() as conn:
             doc = await self._lock_live_doc(conn, key)
             if doc is None:  # deleted meanwhile
                 return loaded.seq
+            if skipped:
+                await self._quarantine(conn, doc.id, skipped, now)
             # The log is append-only, so the state of seqs <= loaded.seq never changes: writing it
             # in a second transaction is safe. The guard keeps a newer snapshot from a racing
             # compaction.
@@ -358,6 +412,10 @@ class SqlStore:
                     .values(doc_id=doc.id, **values)
                     .on_conflict_do_nothing(index_elements=["doc_id"])
                 )
+            # The new snapshot was folded from checked updates: a quarantined older one is gone.
+            await conn.execute(
+                quarantine.delete().where(quarantine.c.doc_id == doc.id, quarantine.c.seq == 0)
+            )
             tail_size = (
                 await conn.execute(
                     text(
@@ -457,6 +515,7 @@ class SqlStore:
             await conn.execute(updates.delete().where(updates.c.doc_id == doc_id))
             await conn.execute(snapshots.delete().where(snapshots.c.doc_id == doc_id))
             await conn.execute(grants.delete().where(grants.c.doc_id == doc_id))
+            await conn.execute(quarantine.delete().where(quarantine.c.doc_id == doc_id))
         return True
 
     # -- change feed ---------------------------------------------------------------------------
@@ -474,22 +533,40 @@ class SqlStore:
             doc = await self._doc_row(conn, key)
             if doc is None:
                 return None
-            snap = (
-                await conn.execute(
-                    select(snapshots.c.upto_seq, snapshots.c.state).where(
-                        snapshots.c.doc_id == doc.id, snapshots.c.upto_seq < seq
+            bad = set(
+                (
+                    await conn.execute(
+                        select(quarantine.c.seq).where(quarantine.c.doc_id == doc.id)
                     )
-                )
-            ).first()
+                ).scalars()
+            )
+            snap = None
+            if 0 not in bad:
+                snap = (
+                    await conn.execute(
+                        select(snapshots.c.upto_seq, snapshots.c.state).where(
+                            snapshots.c.doc_id == doc.id, snapshots.c.upto_seq < seq
+                        )
+                    )
+                ).first()
             start = snap.upto_seq if snap is not None else 0
             rows = (
                 await conn.execute(
-                    select(updates.c.data)
+                    select(updates.c.seq, updates.c.data)
                     .where(updates.c.doc_id == doc.id, updates.c.seq > start, updates.c.seq < seq)
                     .order_by(updates.c.seq)
                 )
-            ).scalars().all()
+            ).all()
         if len(rows) != seq - 1 - start:
             return None
-        parts = ([bytes(snap.state)] if snap is not None else []) + [bytes(r) for r in rows]
-        return await asyncio.to_thread(fold, parts)
+        loaded = LoadedDoc(
+            bytes(snap.state) if snap is not None else None,
+            start,
+            [bytes(r.data) for r in rows if r.seq not in bad],
+            seq - 1,
+            0.0,
+            0.0,
+            tail_seqs=[r.seq for r in rows if r.seq not in bad],
+        )
+        state, _ = await asyncio.to_thread(_fold_checked, loaded)
+        return state

@@ -10,7 +10,7 @@ retention window so history is not destroyed with them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -66,10 +66,17 @@ class LoadedDoc:
     snapshot: bytes | None
     snapshot_seq: int
     tail: list[bytes]
-    seq: int  # the seq of the last update in ``tail`` (or ``snapshot_seq`` if it is empty)
+    seq: int  # the document's last committed seq (quarantined updates count: seqs are not reused)
     created_at: float
     updated_at: float
-    pos: int = 0  # the feed position of that last update
+    pos: int = 0  # the feed position of the last update in ``tail`` (or of the snapshot)
+    tail_seqs: list[int] = field(default_factory=list)  # the seq of each update in ``tail``
+
+    def numbered_tail(self) -> list[tuple[int, bytes]]:
+        """``(seq, update)`` pairs of the tail (dense seqs after the snapshot if not recorded)."""
+        first = self.snapshot_seq + 1
+        seqs = self.tail_seqs or range(first, first + len(self.tail))
+        return list(zip(seqs, self.tail, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +131,14 @@ class Store(Protocol):
 
     async def compact(self, key: DocKey) -> int:
         """Fold the log into the snapshot; return the seq the snapshot now covers."""
+
+    async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:
+        """Flag stored updates (seq → reason; seq 0 is the snapshot) that cannot be applied or
+        viewed: they stay in the database for inspection and are left out of loads, compaction
+        and the feed from now on."""
+
+    async def quarantined(self, key: DocKey) -> dict[int, str]:
+        """The document's quarantined seqs with their reasons."""
 
     async def meta(self, key: DocKey) -> DocMeta | None:
         """Metadata and access settings; ``None`` if it never existed (deleted ones are kept)."""

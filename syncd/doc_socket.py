@@ -23,13 +23,15 @@ from crdt.protocol import (
     encode_auth_denied,
 )
 from crdt.updates import validate_update
-from storage import StoreUnavailable
+from storage import DocumentDeleted, StoreUnavailable
 
 from . import transport
 from .access import Refusal
 from .bearer import bearer_token
 from .daemon import Daemon
 from .peer import CloseCode, Peer, PeerState
+from .rate import ConnectionPace
+from .room import RoomClosed
 from .rooms import DocumentNotFound
 
 __all__ = ["doc_socket"]
@@ -62,6 +64,9 @@ async def doc_socket(ws: WebSocket) -> None:
     except Refusal as refusal:
         await _refuse(ws, refusal.code, refusal.reason)
         return
+    except DocumentDeleted:
+        await _refuse(ws, CloseCode.NOT_FOUND, "document deleted")
+        return
     except DocumentNotFound:
         await _refuse(ws, CloseCode.FORBIDDEN, "no access to this document")
         return
@@ -87,9 +92,12 @@ async def doc_socket(ws: WebSocket) -> None:
     peer.on_sent = daemon.count_sent
     daemon.connected(peer, grant)
     daemon.socket_opened(peer)
-    room.join(peer)
     try:
+        await room.join(peer)
         await _serve(ws, daemon, room, peer)
+    except RoomClosed as exc:  # before or while joining: the room closed or cannot be read
+        log.info("doc %s: peer %s: %s", room.key, peer.id, exc)
+        peer.close(exc.code, exc.reason)
     except asyncio.CancelledError:
         if peer.close_code is None:
             raise
@@ -113,6 +121,9 @@ async def _serve(ws: WebSocket, daemon: Daemon, room, peer: Peer) -> None:  # ty
     limit = daemon.settings.max_message_bytes
     metrics = daemon.metrics
     key = room.key
+    pace = ConnectionPace(
+        daemon.settings.rate_messages_per_second, daemon.settings.rate_bytes_per_second
+    )
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect" or peer.state is not PeerState.OPEN:
@@ -128,11 +139,12 @@ async def _serve(ws: WebSocket, daemon: Daemon, room, peer: Peer) -> None:  # ty
                      key, peer.id, len(data), limit)
             peer.close(CloseCode.TOO_LARGE, f"message over {limit} bytes")
             return
+        await pace.admit(len(data))
         try:
             msg = decode_message(data)
             if isinstance(msg, SyncMessage):
                 if msg.step is SyncStep.STEP1:
-                    peer.send(room.sync_step2_for(msg.payload))
+                    peer.send(await room.sync_step2_for(msg.payload))
                 elif peer.readonly:
                     # Viewers' edits are never applied, stored or forwarded.
                     metrics.updates_dropped.inc()
@@ -151,9 +163,9 @@ async def _serve(ws: WebSocket, daemon: Daemon, room, peer: Peer) -> None:  # ty
             log.info("doc %s: peer %s sent malformed data (%s); closing 4400", key, peer.id, exc)
             peer.close(CloseCode.MALFORMED, f"malformed message: {exc}")
             return
-        except RuntimeError as exc:  # the room closed under us (failed, unloaded, shutdown)
+        except RoomClosed as exc:  # the room closed under us (unloaded, deleted, shutdown)
             log.info("doc %s: peer %s: %s", key, peer.id, exc)
-            peer.close(CloseCode.TRY_AGAIN_LATER, "document closed, reconnect")
+            peer.close(exc.code, exc.reason)
             return
         if peer.close_code is not None:
             return

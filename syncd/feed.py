@@ -25,7 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from storage import FeedEvent, FeedPage, StoreUnavailable
+from crdt.protocol import ProtocolError
+from crdt.updates import validate_update
+from storage import DocKey, FeedEvent, FeedPage, StoreUnavailable
 
 from .access import Refusal
 from .bearer import bearer_token
@@ -139,10 +141,47 @@ async def read_page(daemon: Daemon, tenant: str, q: FeedQuery, after: int) -> Fe
 async def render_page(
     daemon: Daemon, tenant: str, page: FeedPage, q: FeedQuery, *, binary: bool
 ) -> dict[str, Any]:
-    events = [event_json(e, binary=binary) for e in page.events]
+    served = await _servable(daemon, tenant, page.events)
+    events = [event_json(e, binary=binary) for e in served]
     if q.format == "changes":
-        await daemon.changes.annotate(tenant, page.events, events)
+        await daemon.changes.annotate(tenant, served, events)
     return {"events": events, "next": encode_cursor(page.next_pos)}
+
+
+# Above this many bytes in one page, the strict check runs in a worker thread.
+_CHECK_INLINE_BYTES = 256 * 1024
+
+
+async def _servable(daemon: Daemon, tenant: str, events: list[FeedEvent]) -> list[FeedEvent]:
+    """The events whose data passes the strict decoder. One that does not was stored before the
+    decoder existed and is not yet quarantined; served, it could crash a subscriber's own yrs:
+    it is left out (a gap in that document's seqs) and quarantined."""
+    if sum(len(e.data) for e in events) > _CHECK_INLINE_BYTES:
+        bad = await asyncio.to_thread(_failing, events)
+    else:
+        bad = _failing(events)
+    if not bad:
+        return events
+    by_doc: dict[str, dict[int, str]] = {}
+    for event, reason in bad.items():
+        log.error("feed: doc %s seq %d fails the strict decoder, withheld: %s",
+                  event.doc, event.seq, reason)
+        by_doc.setdefault(event.doc, {})[0 if event.type == "reset" else event.seq] = reason
+    for doc, seqs in by_doc.items():
+        with contextlib.suppress(StoreUnavailable):
+            await daemon.store.quarantine(DocKey(tenant, doc), seqs)
+    daemon.metrics.quarantined_updates.inc(len(bad))
+    return [e for e in events if e not in bad]
+
+
+def _failing(events: list[FeedEvent]) -> dict[FeedEvent, str]:
+    bad: dict[FeedEvent, str] = {}
+    for event in events:
+        try:
+            validate_update(event.data)
+        except ProtocolError as exc:
+            bad[event] = str(exc)
+    return bad
 
 
 async def feed_http(request: Request) -> Response:

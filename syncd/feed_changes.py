@@ -15,6 +15,9 @@ from collections import OrderedDict
 from typing import Any
 
 from crdt.changes import ChangeDecoder
+from crdt.protocol import ProtocolError
+from crdt.updates import validate_update
+from crdt.yrs_guard import YrsFailure, guarded
 from storage import DocKey, FeedEvent, Store
 
 __all__ = ["ChangeStreams"]
@@ -35,7 +38,11 @@ class ChangeStreams:
         for event, out in zip(events, rendered, strict=True):
             key = DocKey(tenant, event.doc)
             if event.type == "reset":
-                self._keep(key, ChangeDecoder(event.data), event.seq)
+                try:
+                    self._keep(key, guarded(ChangeDecoder, event.data), event.seq)
+                except YrsFailure as exc:
+                    log.error("doc %s: cannot read the reset at seq %d: %s", key, event.seq, exc)
+                    self._decoders.pop(key, None)
                 out["changes"] = []
                 continue
             cached = self._decoders.get(key)
@@ -46,9 +53,21 @@ class ChangeStreams:
                 if before is None and event.seq > 1:
                     out["changes"] = None  # its history is gone: a reset will follow
                     continue
-                decoder = ChangeDecoder(before)
+                try:
+                    decoder = guarded(ChangeDecoder, before)
+                except YrsFailure as exc:
+                    log.error("doc %s: no state before seq %d: %s", key, event.seq, exc)
+                    out["changes"] = None
+                    continue
             try:
-                changes = decoder.apply(event.data, principal=event.principal)
+                # Stored before the strict decoder existed, an update could still crash yrs.
+                validate_update(event.data)
+                changes = guarded(decoder.apply, event.data, principal=event.principal)
+            except (ProtocolError, YrsFailure) as exc:
+                log.error("doc %s: cannot decode the changes of seq %d: %s", key, event.seq, exc)
+                self._decoders.pop(key, None)
+                out["changes"] = None
+                continue
             except Exception:
                 log.exception("doc %s: could not decode the changes of seq %d", key, event.seq)
                 self._decoders.pop(key, None)

@@ -6,6 +6,7 @@ API never reveals that someone else's private document exists.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pycrdt
@@ -14,9 +15,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from crdt.protocol import ProtocolError
+from crdt.replay import replay
 from crdt.schemas import Canvas, Journal
-from crdt.updates import fold, validate_update
-from storage import DocKey, DocMeta, StoreUnavailable
+from crdt.updates import validate_update
+from crdt.yrs_guard import apply_update
+from storage import DocKey, DocMeta, DocumentDeleted, LoadedDoc, StoreUnavailable
 
 from .access import Grant, Refusal, decide, validate_access
 from .bearer import bearer_token
@@ -24,6 +27,7 @@ from .daemon import Daemon
 from .docid import DocId
 from .peer import CloseCode
 from .request_body import BodyRefused, read_body, read_json
+from .room import RoomClosed
 from .rooms import DocumentNotFound
 from .timefmt import iso_time
 
@@ -121,23 +125,24 @@ async def get_state(request: Request) -> Response:
     if meta is None:
         raise HttpError(404, "not_found", "no such document")
     room = daemon.rooms.get_loaded(grant.key)
+    update: bytes | None = None
     if room is not None:
-        update = room.doc.get_update()
-    else:
+        try:
+            await room.readable()  # never serve a batch that is not committed yet
+            update = room.full_update()
+        except RoomClosed:
+            update = None  # closed meanwhile: read the store instead
+    if update is None:
         loaded = await daemon.store.load(grant.key)
         if loaded is None:
             raise HttpError(404, "not_found", "no such document")
-        update = fold(([loaded.snapshot] if loaded.snapshot else []) + loaded.tail)
+        # Off the event loop: O(document). Stored updates that fail are left out (quarantined
+        # when the document is next loaded into a room).
+        update = await asyncio.to_thread(_fold_stored, loaded)
     if "application/json" not in request.headers.get("accept", ""):
         return Response(update, media_type="application/octet-stream")
-    doc = pycrdt.Doc()
-    doc.apply_update(update)
-    schema = doc.get("meta", type=pycrdt.Map).get("schema")
-    if schema == "journal/1":
-        content = Journal(doc).to_json()
-    elif schema == "canvas/1":
-        content = Canvas(doc).to_json()
-    else:
+    content = await asyncio.to_thread(json_view, update)
+    if content is None:
         raise HttpError(
             406,
             "not_acceptable",
@@ -145,6 +150,26 @@ async def get_state(request: Request) -> Response:
             "ask for application/octet-stream",
         )
     return JSONResponse(content)
+
+
+def _fold_stored(loaded: LoadedDoc) -> bytes:
+    return replay(loaded.snapshot, loaded.numbered_tail()).doc.get_update()
+
+
+def json_view(update: bytes) -> dict[str, Any] | None:
+    """The document's content as JSON by its schema; ``None`` for an unknown schema.
+
+    Runs in a worker thread (its own pycrdt document); ``update`` is a committed state, every
+    part of which passed the strict decoder, whose depth bound keeps this recursion shallow.
+    """
+    doc = pycrdt.Doc()
+    apply_update(doc, update)
+    schema = doc.get("meta", type=pycrdt.Map).get("schema")
+    if schema == "journal/1":
+        return Journal(doc).to_json()
+    if schema == "canvas/1":
+        return Canvas(doc).to_json()
+    return None
 
 
 @_handled
@@ -159,14 +184,18 @@ async def post_update(request: Request) -> Response:
         raise HttpError(400, "bad_request", str(exc)) from exc
     try:
         room = await daemon.rooms.acquire(grant.key, create=grant.may_create)
-    except DocumentNotFound as exc:
+    except (DocumentNotFound, DocumentDeleted) as exc:
         raise HttpError(404, "not_found", "no such document") from exc
     origin = "service" if grant.identity.privileged else "http"
     try:
         done = await room.ingest(None, body, grant.identity.sub, origin, ack=True)
         assert done is not None
         seq = await done
-    except RuntimeError as exc:
+    except ProtocolError as exc:  # the document cannot take it (UpdateRejected): not stored
+        raise HttpError(400, "bad_request", str(exc)) from exc
+    except RoomClosed as exc:
+        if exc.code == CloseCode.NOT_FOUND:
+            raise HttpError(404, "not_found", "no such document") from exc
         raise HttpError(503, "unavailable", "document closed, retry") from exc
     finally:
         daemon.rooms.release(room)
@@ -180,8 +209,7 @@ async def delete_doc(request: Request) -> Response:
         raise HttpError(403, "forbidden", "only the owner or an admin may delete")
     if meta is None:
         raise HttpError(404, "not_found", "no such document")
-    await daemon.rooms.drop(grant.key, CloseCode.NOT_FOUND, "document deleted")
-    await daemon.store.delete(grant.key)
+    await daemon.rooms.delete(grant.key)
     return Response(status_code=204)
 
 

@@ -54,6 +54,16 @@ class Metrics:
             "syncd_load_failures", "Document loads that failed", registry=r
         )
         self.compactions = Counter("syncd_compactions", "Log compactions", registry=r)
+        self.quarantined_updates = Counter(
+            "syncd_quarantined_updates",
+            "Stored updates left out of a document because they cannot be applied or viewed",
+            registry=r,
+        )
+        self.updates_rejected = Counter(
+            "syncd_updates_rejected",
+            "Client updates refused because the document cannot take them (closed 4400)",
+            registry=r,
+        )
         self.awareness_refused = Counter(
             "syncd_awareness_refused",
             "New presence states dropped because their document's presence was full, by bound "

@@ -2,14 +2,21 @@
 
 The path of an update, and why it is ordered so:
 
-1. a peer's update is validated (it decodes) and queued in the room;
-2. the room's flush task hands everything queued to the group commit and waits for the commit;
-3. only then is it applied to the in-memory document and sent to the other peers.
+1. a peer's update passes the strict decoder (``crdt.update_format``) and is queued in the room;
+2. the room's flush task applies the batch to the in-memory document, one update at a time: an
+   update that yrs refuses or panics on (shapes only a document can judge, e.g. an item whose
+   parent is not a shared type) is rejected there, its sender closed with 4400, and the replica
+   rebuilt from the store plus the batch's good updates (a failed apply may leave it damaged);
+3. it hands the good updates to the group commit and waits for the commit;
+4. only then are they sent to the other peers.
 
-So the in-memory document, and everything any client or service can see, is always a prefix of
-what is durably stored: killing the daemon at any instant loses nothing anyone has seen. Updates
-that arrive while a commit is in flight form the next batch; a batch goes out to each peer as
-one merged update (one message per peer per batch, not one per update).
+While a batch is applied but not yet committed, nothing reads the replica: sync answers, joins
+and the HTTP state wait for :meth:`Room.readable`. So everything any client or service can see
+is always a prefix of what is durably stored: killing the daemon at any instant loses nothing
+anyone has seen. If the commit fails, the replica is ahead of the store: the room marks itself
+*stale* and reloads from the store (retrying while the database is away) before anyone reads it
+again. Updates that arrive while a commit is in flight form the next batch; a batch goes out to
+each peer as one merged update (one message per peer per batch, not one per update).
 """
 
 from __future__ import annotations
@@ -30,13 +37,25 @@ from crdt.awareness import (
     encode_awareness_update,
     stamp,
 )
+from crdt.contains import Knowledge, contains_update
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
-from crdt.updates import EMPTY_UPDATE, merge
-from storage import DocKey, DocMeta, GroupCommit, LoadedDoc, NewUpdate
+from crdt.replay import replay
+from crdt.update_format import decode_delete_set, decode_update
+from crdt.updates import EMPTY_UPDATE, decode_state_vector, merge
+from crdt.yrs_guard import YrsFailure, apply_update, guarded
+from storage import (
+    DocKey,
+    DocMeta,
+    DocumentDeleted,
+    GroupCommit,
+    LoadedDoc,
+    NewUpdate,
+    StoreUnavailable,
+)
 
 from .peer import CloseCode, Peer, PeerState
 
-__all__ = ["Room", "RoomState"]
+__all__ = ["Room", "RoomClosed", "RoomState", "UpdateRejected"]
 
 log = logging.getLogger("syncd.room")
 
@@ -49,10 +68,40 @@ MAX_BATCH = 256
 _MAX_PERSONAL_MERGES = 8
 
 
+# How long a reader waits for the replica to be readable (a commit in flight, a reload after a
+# failed one) before it is told to come back later (1013).
+READ_WAIT_SECONDS = 10.0
+
+# The encoded empty state vector: a client that has nothing asks for everything.
+_EMPTY_STATE_VECTOR = b"\x00"
+
+
 class RoomState(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
-    FAILED = "failed"
+
+
+class RoomClosed(RuntimeError):
+    """The room closed (unloaded, deleted, shutting down) or cannot be read now; ``code`` is
+    the close code for a connection that met it (4404 deleted, 1001 shutdown, else 1013)."""
+
+    _REASONS = {
+        CloseCode.NOT_FOUND: "document deleted",
+        CloseCode.GOING_AWAY: "server shutting down",
+    }
+
+    def __init__(self, detail: str, code: int = CloseCode.TRY_AGAIN_LATER) -> None:
+        super().__init__(detail)
+        self.code = code
+
+    @property
+    def reason(self) -> str:
+        """What to tell the client (the detail names the tenant: for the log only)."""
+        return self._REASONS.get(self.code, "document closed, reconnect")
+
+
+class UpdateRejected(ProtocolError):
+    """An update the document cannot take (yrs refused or panicked applying it): 4400 / 400."""
 
 
 @dataclass(slots=True)
@@ -96,25 +145,105 @@ class Room:
         self._compact_after_updates = compact_after_updates
         self._compact_after_bytes = compact_after_bytes
         self._on_compact = on_compact
+        self.on_quarantine: Callable[[Room, list[tuple[int, str]]], None] | None = None
+        self.on_rejected: Callable[[], None] | None = None  # an update yrs refused (metrics)
+        # Set while the replica is exactly the committed state; cleared while a batch is being
+        # applied and committed, and while a stale replica waits to be reloaded.
+        self._committed = asyncio.Event()
+        self._committed.set()
+        self._stale = False
+        self._close_code: int = CloseCode.NORMAL
+        self._reload_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # short-lived ones, kept referenced
+        # Derived from the replica, cached until it changes (see _changed).
+        self._full_update: bytes | None = None
+        self._knowledge: Knowledge | None = None
 
     def __repr__(self) -> str:
         return f"<Room {self.key} {self.state.value} peers={len(self.peers)} seq={self.seq}>"
 
     # -- loading ---------------------------------------------------------------------------
 
-    def restore(self, loaded: LoadedDoc) -> None:
-        """Fill the replica from storage: the snapshot, then the log tail in order."""
-        if loaded.snapshot:
-            self.doc.apply_update(loaded.snapshot)
-        for update in loaded.tail:  # in order: yrs mishandles out-of-order updates
-            self.doc.apply_update(update)
+    def restore(self, loaded: LoadedDoc) -> list[tuple[int, str]]:
+        """Fill the replica from storage: the snapshot, then the log tail in order (yrs
+        mishandles out-of-order updates). Returns the stored updates that had to be left out
+        (``(seq, reason)``; seq 0 is the snapshot), which the caller quarantines."""
+        result = replay(loaded.snapshot, loaded.numbered_tail())
+        self.doc = result.doc
+        self._changed()
         self.seq = loaded.seq
         self.snapshot_seq = loaded.snapshot_seq
         self._bytes_since_snapshot = sum(len(u) for u in loaded.tail)
+        if result.skipped:
+            log.error(
+                "doc %s: %d stored updates cannot be applied and are quarantined: %s",
+                self.key,
+                len(result.skipped),
+                ", ".join(f"seq {seq} ({why})" for seq, why in result.skipped[:5]),
+            )
+            if self.on_quarantine is not None:
+                self.on_quarantine(self, result.skipped)
+        return result.skipped
 
     @property
     def idle(self) -> bool:
-        return not self.peers and not self._pending and self._flush_task is None
+        return (
+            not self.peers
+            and not self._pending
+            and self._flush_task is None
+            and self._reload_task is None
+        )
+
+    async def readable(self) -> None:
+        """Wait until the replica is exactly the committed state, then return at once (the
+        caller reads it before its next ``await``).
+
+        Raises:
+            RoomClosed: the room closed, or stayed unreadable for ``READ_WAIT_SECONDS``.
+        """
+        try:
+            async with asyncio.timeout(READ_WAIT_SECONDS):
+                # A loop: the flush task may clear the flag again before this task runs.
+                while not self._committed.is_set() and self.state is RoomState.OPEN:
+                    await self._committed.wait()
+        except TimeoutError:
+            raise RoomClosed(f"document {self.key} is not readable now, retry later") from None
+        self._raise_if_closed()
+
+    def _raise_if_closed(self) -> None:
+        if self.state is not RoomState.OPEN:
+            code = self._close_code
+            if code not in (CloseCode.NOT_FOUND, CloseCode.GOING_AWAY):
+                code = CloseCode.TRY_AGAIN_LATER
+            raise RoomClosed(f"room {self.key} is {self.state.value}", code)
+
+    def full_update(self) -> bytes:
+        """The whole document as one update (cached: every joining client asks for it)."""
+        if self._full_update is None:
+            self._full_update = self.doc.get_update()
+        return self._full_update
+
+    async def holds(self, update: bytes) -> bool:
+        """Whether the document already holds everything in ``update`` (a viewer's step 2).
+
+        O(update): the document's state vector and delete set are computed once per version.
+
+        Raises:
+            ProtocolError: not a valid update. RoomClosed: the room closed or is not readable.
+        """
+        shape = decode_update(update)
+        await self.readable()
+        if self._knowledge is None:
+            state = self.doc.get_state()
+            self._knowledge = Knowledge.of(
+                decode_state_vector(state), decode_delete_set(self.doc.get_update(state))
+            )
+        return contains_update(self._knowledge, shape)
+
+    def _changed(self) -> None:
+        """The replica changed: drop what was derived from it."""
+        self._full_update = None
+        self._knowledge = None
 
     @property
     def pending(self) -> int:
@@ -122,10 +251,15 @@ class Room:
 
     # -- peers -----------------------------------------------------------------------------
 
-    def join(self, peer: Peer) -> None:
-        """Add a peer and greet it as the y-websocket server does: our step 1, then presence."""
-        if self.state is not RoomState.OPEN:
-            raise RuntimeError(f"room {self.key} is {self.state.value}")
+    async def join(self, peer: Peer) -> None:
+        """Add a peer and greet it as the y-websocket server does: our step 1, then presence.
+
+        Raises:
+            RoomClosed: the room closed or is not readable.
+        """
+        await self.readable()
+        if peer.state is not PeerState.OPEN:
+            return
         self.peers.add(peer)
         peer.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
         live = self.awareness.live()
@@ -145,11 +279,19 @@ class Room:
 
     # -- messages from a peer ---------------------------------------------------------------
 
-    def sync_step2_for(self, state_vector: bytes) -> bytes:
-        """The answer to a sync step 1: everything we hold that the asker lacks."""
+    async def sync_step2_for(self, state_vector: bytes) -> bytes:
+        """The answer to a sync step 1: everything we hold that the asker lacks.
+
+        Raises:
+            ProtocolError: not a state vector. RoomClosed: the room closed or is not readable.
+        """
+        decode_state_vector(state_vector)  # strict: raises ProtocolError before yrs sees it
+        await self.readable()
+        if state_vector == _EMPTY_STATE_VECTOR:
+            return encode_sync(SyncStep.STEP2, self.full_update())
         try:
-            update = self.doc.get_update(state_vector)
-        except ValueError as exc:
+            update = guarded(self.doc.get_update, state_vector)
+        except YrsFailure as exc:
             raise ProtocolError("invalid state vector") from exc
         return encode_sync(SyncStep.STEP2, update)
 
@@ -255,6 +397,18 @@ class Room:
         """
         was_readonly, peer.readonly = peer.readonly, readonly
         if was_readonly and not readonly and peer in self.peers:
+            # Our state vector must be a committed one: were the batch in flight to fail, the
+            # client would believe we hold edits we never stored and not send them again.
+            task = asyncio.create_task(self._ask_for_edits(peer), name=f"regrant-{peer.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _ask_for_edits(self, peer: Peer) -> None:
+        try:
+            await self.readable()
+        except RoomClosed:
+            return
+        if peer in self.peers:
             peer.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
 
     def awareness_message(self) -> bytes | None:
@@ -278,8 +432,7 @@ class Room:
         """
         while not self._space.is_set():
             await self._space.wait()
-        if self.state is not RoomState.OPEN:
-            raise RuntimeError(f"room {self.key} is {self.state.value}")
+        self._raise_if_closed()
         if peer is not None and (peer.readonly or peer.state is not PeerState.OPEN):
             return None  # downgraded or revoked while it waited
         done: asyncio.Future[int] | None = (
@@ -303,68 +456,178 @@ class Room:
     async def _flush(self) -> None:
         try:
             while self._pending and self.state is RoomState.OPEN:
+                if self._stale:
+                    await self._reload()
+                    continue
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
                 self._pending_bytes -= sum(len(i.data) for i in batch)
                 if self._pending_bytes < self._max_pending_bytes:
                     self._space.set()
-                await self._commit_and_apply(batch)
+                self._committed.clear()
+                try:
+                    await self._commit_and_apply(batch)
+                finally:
+                    if not self._stale:
+                        self._committed.set()
+                # Let readers woken by that run before the next batch clears the flag again.
+                await asyncio.sleep(0)
         finally:
             self._flush_task = None
 
     async def _commit_and_apply(self, batch: list[_Incoming]) -> None:
+        try:
+            batch = await self._try_apply(batch)
+        except StoreUnavailable as exc:  # rebuilding after a rejected update needs the store
+            self._refuse_batch(batch, exc)
+            return
+        if not batch:
+            return
         items = [NewUpdate(i.data, i.principal, i.origin) for i in batch]
         try:
             seqs = await self._commit.submit(self.key, items)
-        except Exception as exc:
-            # Nothing was stored and nobody has seen these updates. Their senders still hold
-            # them (a Yjs client keeps its state) and send them again when they reconnect, so
-            # closing them with a transient code loses nothing.
-            log.warning("doc %s: commit of %d updates failed: %s", self.key, len(batch), exc)
-            senders = {i.peer for i in batch if i.peer is not None}
-            # Their later updates depend on the lost ones: storing those alone would leave a
-            # gap in each sender's causal chain. They all come back with the reconnect.
-            dropped = [i for i in self._pending if i.peer in senders]
-            self._pending = [i for i in self._pending if i.peer not in senders]
-            self._pending_bytes -= sum(len(i.data) for i in dropped)
-            if self._pending_bytes < self._max_pending_bytes:
-                self._space.set()
-            for i in batch + dropped:
-                if i.done is not None and not i.done.done():
-                    i.done.set_exception(exc)
-            for peer in senders:
-                peer.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry later")
+        except DocumentDeleted as exc:  # deleted elsewhere (another node, a direct delete)
+            for i in batch:
+                self._settle(i, RoomClosed(str(exc), CloseCode.NOT_FOUND))
+            self._stale = True  # never read again: the room closes
+            self.close(CloseCode.NOT_FOUND, "document deleted")
             return
-        merged = merge([i.data for i in batch])
-        try:
-            self.doc.apply_update(merged)
         except Exception as exc:
-            # Stored but cannot be applied: this replica can no longer be trusted.
-            log.error("doc %s: stored update failed to apply, closing room: %s", self.key, exc)
-            for i, seq in zip(batch, seqs, strict=True):
-                if i.done is not None and not i.done.done():
-                    i.done.set_result(seq)
-            self.fail()
+            self._refuse_batch(batch, exc)
             return
         self.seq = seqs[-1]
         self._bytes_since_snapshot += sum(len(i.data) for i in batch)
         for i, seq in zip(batch, seqs, strict=True):
             if i.done is not None and not i.done.done():
                 i.done.set_result(seq)
-        self._fan_out(batch, merged)
+        self._fan_out(batch)
         if self._on_compact is not None and (
             self.seq - self.snapshot_seq >= self._compact_after_updates
             or self._bytes_since_snapshot >= self._compact_after_bytes
         ):
             self._on_compact(self)
 
+    async def _try_apply(self, batch: list[_Incoming]) -> list[_Incoming]:
+        """Apply each update to the replica; return those it took.
+
+        One that yrs refuses is rejected: its sender is closed with 4400, its later updates
+        (which depend on it) are dropped, and the replica, which the failed apply may have
+        damaged, is rebuilt from the store plus the updates of this batch taken so far.
+        """
+        taken: list[_Incoming] = []
+        rejected: set[Peer] = set()
+        for i in batch:
+            if i.peer is not None and i.peer in rejected:
+                self._settle(i, UpdateRejected("an earlier update of this connection was rejected"))
+                continue
+            try:
+                apply_update(self.doc, i.data)
+            except YrsFailure as exc:
+                log.warning(
+                    "doc %s: update from %s (%d bytes) rejected, cannot be applied: %s",
+                    self.key,
+                    i.peer.id if i.peer is not None else i.origin,
+                    len(i.data),
+                    exc,
+                )
+                self._settle(i, UpdateRejected(f"update cannot be applied: {exc}"))
+                if self.on_rejected is not None:
+                    self.on_rejected()
+                if i.peer is not None:
+                    rejected.add(i.peer)
+                    i.peer.close(CloseCode.MALFORMED, "update cannot be applied to the document")
+                self.doc = await self._rebuilt([t.data for t in taken])
+                continue
+            taken.append(i)
+        self._changed()
+        if rejected:
+            self._drop_pending_of(rejected, UpdateRejected("an earlier update was rejected"))
+        return taken
+
+    async def _rebuilt(self, uncommitted: list[bytes]) -> pycrdt.Doc:
+        loaded = await self._commit.store.load(self.key)  # raises StoreUnavailable
+        if loaded is None:
+            raise RoomClosed(f"document {self.key} was deleted")
+        result = replay(loaded.snapshot, loaded.numbered_tail())
+        for update in uncommitted:
+            apply_update(result.doc, update)  # each applied cleanly a moment ago
+        return result.doc
+
+    def _refuse_batch(self, batch: list[_Incoming], exc: Exception) -> None:
+        """Nothing of ``batch`` was stored and nobody has seen it, but the replica may hold it:
+        the room turns stale (reloaded before anyone reads it). The senders still hold their
+        updates (a Yjs client keeps its state) and send them again when they reconnect, so
+        closing them with a transient code loses nothing."""
+        log.warning("doc %s: commit of %d updates failed: %s", self.key, len(batch), exc)
+        self._stale = True
+        self._committed.clear()
+        senders = {i.peer for i in batch if i.peer is not None}
+        # Their later updates depend on the lost ones: storing those alone would leave a gap in
+        # each sender's causal chain. They all come back with the reconnect.
+        self._drop_pending_of(senders, exc)
+        for i in batch:
+            self._settle(i, exc)
+        for peer in senders:
+            peer.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry later")
+        self._start_reload()
+
+    def _drop_pending_of(self, senders: set[Peer], exc: Exception) -> None:
+        dropped = [i for i in self._pending if i.peer in senders]
+        if not dropped:
+            return
+        self._pending = [i for i in self._pending if i.peer not in senders]
+        self._pending_bytes -= sum(len(i.data) for i in dropped)
+        if self._pending_bytes < self._max_pending_bytes:
+            self._space.set()
+        for i in dropped:
+            self._settle(i, exc)
+
+    @staticmethod
+    def _settle(i: _Incoming, exc: Exception) -> None:
+        if i.done is not None and not i.done.done():
+            i.done.set_exception(exc)
+
+    async def _reload(self) -> None:
+        """Replace a stale replica by what the store holds, retrying while it is away."""
+        self._start_reload()
+        if self._reload_task is not None:
+            await asyncio.shield(self._reload_task)
+
+    def _start_reload(self) -> None:
+        if self._stale and self._reload_task is None and self.state is RoomState.OPEN:
+            self._reload_task = asyncio.create_task(
+                self._reload_until_done(), name=f"reload-{self.key}"
+            )
+
+    async def _reload_until_done(self) -> None:
+        delay = 0.05
+        try:
+            while self.state is RoomState.OPEN:
+                try:
+                    loaded = await self._commit.store.load(self.key)
+                except StoreUnavailable as exc:
+                    log.debug("doc %s: reload failed, retrying in %.2fs: %s", self.key, delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if loaded is None:
+                    self.close(CloseCode.NOT_FOUND, "document deleted")
+                    return
+                self.restore(loaded)
+                self._stale = False
+                self._committed.set()
+                log.info("doc %s: reloaded from the store at seq %d", self.key, self.seq)
+                return
+        finally:
+            self._reload_task = None
+
     def compacted(self, upto_seq: int) -> None:
         if upto_seq > self.snapshot_seq:
             self.snapshot_seq = upto_seq
             self._bytes_since_snapshot = 0
 
-    def _fan_out(self, batch: list[_Incoming], merged: bytes) -> None:
-        everyone = encode_sync(SyncStep.UPDATE, merged)
+    def _fan_out(self, batch: list[_Incoming]) -> None:
+        everyone = _update_messages([i.data for i in batch])
         writers: dict[Peer, list[bytes]] = {}
         for i in batch:
             if i.peer is not None:
@@ -374,11 +637,13 @@ class Room:
         for peer in tuple(self.peers):
             own = writers.get(peer)
             if own is None:
-                peer.send(everyone)
+                for message in everyone:
+                    peer.send(message)
                 continue
             others = [i.data for i in batch if i.peer is not peer]
             if others:
-                peer.send(encode_sync(SyncStep.UPDATE, merge(others)))
+                for message in _update_messages(others):
+                    peer.send(message)
 
     def _broadcast(self, message: bytes, exclude: Peer | None) -> None:
         for peer in tuple(self.peers):
@@ -392,18 +657,31 @@ class Room:
         while self._flush_task is not None:
             await asyncio.shield(self._flush_task)
 
-    def fail(self) -> None:
-        self.state = RoomState.FAILED
-        for peer in tuple(self.peers):
-            peer.close(CloseCode.INTERNAL_ERROR, "document failed, reconnect")
-        self.peers.clear()
-
     def close(self, code: int, reason: str) -> list[Peer]:
         """Close the room and its peers; returns the peers (to await their close frames)."""
         self.state = RoomState.CLOSED
+        self._close_code = code
+        self._committed.set()  # wakes waiting readers, who then see the room closed
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        self._space.set()
+        for i in pending:  # never stored: their senders learn it (an HTTP writer gets 503)
+            self._settle(i, RoomClosed(f"room {self.key} closed"))
+        for task in (self._reload_task, *self._tasks):
+            if task is not None:
+                task.cancel()
         peers = list(self.peers)
         for peer in peers:
             peer.close(code, reason)
         self.peers.clear()
         return peers
+
+
+def _update_messages(updates: list[bytes]) -> list[bytes]:
+    """Sync update messages carrying ``updates``: one merged message, or (should yrs fail to
+    merge what it applied one by one) one message per update, which says the same."""
+    try:
+        return [encode_sync(SyncStep.UPDATE, guarded(merge, updates))]
+    except YrsFailure as exc:
+        log.warning("merging %d updates failed, sending them one by one: %s", len(updates), exc)
+        return [encode_sync(SyncStep.UPDATE, u) for u in updates]
 

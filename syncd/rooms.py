@@ -12,10 +12,10 @@ import asyncio
 import logging
 
 from crdt.awareness import AwarenessLimits, AwarenessStates
-from storage import DocKey, GroupCommit, Store, StoreUnavailable
+from storage import DocKey, DocumentDeleted, GroupCommit, Store, StoreUnavailable
 
 from .metrics import Metrics
-from .peer import CloseCode
+from .peer import CloseCode, Peer
 from .room import Room, RoomState
 from .settings import Settings
 
@@ -40,6 +40,9 @@ class Rooms:
         self._loading: dict[DocKey, asyncio.Future[Room]] = {}
         self._unload_timers: dict[DocKey, asyncio.TimerHandle] = {}
         self._compacting: dict[DocKey, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        # Documents being deleted: neither loaded nor written until the tombstone is stored.
+        self._deleting: set[DocKey] = set()
         self._closing = False
 
     def __len__(self) -> int:
@@ -56,10 +59,13 @@ class Rooms:
 
         Raises:
             DocumentNotFound: it does not exist and ``create`` is false.
+            DocumentDeleted: it is being deleted.
             StoreUnavailable: the database could not be read.
         """
         if self._closing:
             raise StoreUnavailable("server is shutting down")
+        if key in self._deleting:
+            raise DocumentDeleted(key)
         timer = self._unload_timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -72,7 +78,9 @@ class Rooms:
             self._loading[key] = pending
             pending.add_done_callback(lambda _: self._loading.pop(key, None))
         room = await asyncio.shield(pending)
-        if room.state is not RoomState.OPEN:  # it failed while we waited
+        if key in self._deleting:
+            raise DocumentDeleted(key)
+        if room.state is not RoomState.OPEN:  # it closed while we waited
             return await self.acquire(key, create=create)
         return room
 
@@ -103,6 +111,8 @@ class Rooms:
                     on_refused=self.metrics.on_awareness_refused,
                 ),
             )
+            room.on_quarantine = self._quarantine
+            room.on_rejected = self.metrics.updates_rejected.inc
             room.restore(loaded)
         except DocumentNotFound:
             raise
@@ -113,6 +123,22 @@ class Rooms:
         self._rooms[key] = room
         self.metrics.documents.set(len(self._rooms))
         return room
+
+    def _quarantine(self, room: Room, skipped: list[tuple[int, str]]) -> None:
+        """Flag stored updates the room had to leave out, so that compaction and the feed leave
+        them out too (in the background: the room serves the rest meanwhile)."""
+        self.metrics.quarantined_updates.inc(len(skipped))
+        task = asyncio.create_task(
+            self._flag(room.key, dict(skipped)), name=f"quarantine-{room.key}"
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _flag(self, key: DocKey, seqs: dict[int, str]) -> None:
+        try:
+            await self.store.quarantine(key, seqs)
+        except StoreUnavailable as exc:  # left out of this load anyway; flagged at the next one
+            log.warning("doc %s: could not record quarantined updates: %s", key, exc)
 
     def release(self, room: Room) -> None:
         """Called when a peer leaves: unload the room after the idle delay if nobody is left."""
@@ -140,14 +166,32 @@ class Rooms:
         self._forget(room)
         log.debug("doc %s: unloaded", room.key)
 
-    async def drop(self, key: DocKey, code: int, reason: str) -> None:
-        """Close a loaded document's peers (e.g. 4404 after deletion) and unload it."""
-        room = self._rooms.get(key)
-        if room is None:
-            return
-        peers = room.close(code, reason)
-        self._forget(room)
+    async def delete(self, key: DocKey) -> bool:
+        """Delete a document: from the first instant until its tombstone is stored, it can be
+        neither loaded nor written here; its live peers are closed with 4404. Returns whether
+        the store deleted it (``False``: absent or already deleted).
+
+        Raises:
+            StoreUnavailable: the tombstone could not be stored (the document stays).
+        """
+        self._deleting.add(key)
+        try:
+            pending = self._loading.get(key)
+            if pending is not None:  # a load in flight ends first; its room closes below
+                await asyncio.gather(pending, return_exceptions=True)
+            room = self._rooms.get(key)
+            peers: list[Peer] = []
+            if room is not None:
+                peers = room.close(CloseCode.NOT_FOUND, "document deleted")
+                self._forget(room)
+                await room.drain()  # a commit in flight lands before the tombstone, not after
+            deleted = await self.store.delete(key)
+        finally:
+            self._deleting.discard(key)
+        # Close frames are awaited after the tombstone: a client that does not read its close
+        # frame must not hold the deletion open.
         await asyncio.gather(*(p.wait_closed() for p in peers), return_exceptions=True)
+        return deleted
 
     def _forget(self, room: Room) -> None:
         if self._rooms.get(room.key) is room:

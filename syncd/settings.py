@@ -31,14 +31,18 @@ class Settings:
     send_queue_bytes: int = 32 * MiB
     # Updates received by a room and not yet committed; above this, readers wait (backpressure).
     room_pending_bytes: int = 16 * MiB
-    # HTTP request bodies. A JSON body above this is refused with 413 (a Content-Length above it
-    # before anything is read); binary updates are bounded by max_message_bytes.
-    max_json_body_bytes: int = 64 * 1024
     # Presence (awareness) of one document; what happens at each bound: docs/protocol.md.
     max_awareness_state_bytes: int = 64 * 1024  # one state; above it, close 4413
     max_awareness_clients: int = 2000  # live client ids; new ones past it are dropped
     max_awareness_ids_per_connection: int = 16  # client ids one connection may announce (4400)
     max_awareness_document_bytes: int = 4 * MiB  # live states together (a newcomer's greeting)
+    # Per connection: a reader over either budget pauses until it is back within it
+    # (syncd/rate.py); bursts of four seconds' worth pass unpaced.
+    rate_messages_per_second: float = 500.0
+    rate_bytes_per_second: float = 16 * MiB
+    # HTTP request bodies. A JSON body above this is refused with 413 (a Content-Length above it
+    # before anything is read); binary updates are bounded by max_message_bytes.
+    max_json_body_bytes: int = 64 * 1024
     # Storage policy.
     commit_window_ms: float = 0.0
     compact_after_updates: int = 500
@@ -89,23 +93,20 @@ class Settings:
 
 
 def _parse(name: str, raw: str) -> Any:
-    default = getattr(Settings(), name)
-    if name in {"port", "max_message_bytes", "send_queue_messages", "send_queue_bytes",
-                "room_pending_bytes", "compact_after_updates", "compact_after_bytes",
-                "max_json_body_bytes",
-                "max_pending_per_address", "max_unauthenticated_message_bytes",
-                "send_queue_total_bytes",
-                "max_awareness_state_bytes", "max_awareness_clients",
-                "max_awareness_ids_per_connection", "max_awareness_document_bytes"}:
-        return int(raw)
-    if name in {"commit_window_ms", "idle_unload_seconds", "shutdown_grace_seconds",
-                "request_timeout_seconds", "slow_reader_close_seconds",
-                "database_timeout_seconds"}:
-        return float(raw)
-    if name == "dev_login":
+    """A variable's text as its field's type (read from the annotation, so a new setting needs
+    no entry here). A malformed number raises ``ValueError`` naming the variable."""
+    kind = {f.name: str(f.type) for f in fields(Settings)}[name]
+    if name == "log_retention_seconds" and raw.lower() in {"none", "forever"}:
+        return None
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"SYNCD_{name.upper()}={raw!r} is not a number") from None
+    if kind.startswith("bool"):
         return raw.lower() in {"1", "true", "yes", "on"}
-    if name == "log_retention_seconds":
-        return None if raw.lower() in {"none", "forever"} else float(raw)
-    if isinstance(default, Path) or name in {"data_dir", "public_key_file"}:
+    if kind.startswith("Path"):
         return Path(raw)
     return raw

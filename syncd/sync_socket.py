@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
-from crdt.contains import contains_update
 from crdt.hocuspocus import (
     Authenticated,
     Close,
@@ -47,13 +46,14 @@ from crdt.protocol import (
     SyncStep,
 )
 from crdt.updates import validate_update
-from storage import StoreUnavailable
+from storage import DocumentDeleted, StoreUnavailable
 
 from . import transport
 from .access import NO_ACCESS, Grant, Refusal
 from .daemon import Daemon
 from .peer import CloseCode, Peer, PeerState
-from .room import Room
+from .rate import ConnectionPace
+from .room import Room, RoomClosed
 from .rooms import DocumentNotFound
 
 __all__ = ["MAX_DOCUMENTS", "DocPeer", "sync_socket"]
@@ -204,8 +204,10 @@ class SyncConnection:
                 await self.socket.wait_closed()
 
     async def _read(self) -> None:
-        limit = self.daemon.settings.max_message_bytes
+        settings = self.daemon.settings
+        limit = settings.max_message_bytes
         metrics = self.daemon.metrics
+        pace = ConnectionPace(settings.rate_messages_per_second, settings.rate_bytes_per_second)
         while True:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect" or self.socket.state is not PeerState.OPEN:
@@ -220,6 +222,7 @@ class SyncConnection:
                 log.info("sync %s: %d bytes (limit %d); closing 4413", self.id, len(data), limit)
                 self.socket.close(CloseCode.TOO_LARGE, f"message over {limit} bytes")
                 return
+            await pace.admit(len(data))
             try:
                 frame = decode_frame(data)
                 await self._dispatch(frame.address, frame.message)
@@ -258,21 +261,21 @@ class SyncConnection:
             return
         try:
             await self._handle(session, peer, room, msg)
-        except RuntimeError as exc:  # the room closed under us (failed, unloaded, shutdown)
+        except RoomClosed as exc:  # the room closed under us (unloaded, deleted, shutdown)
             log.info("sync %s: doc %s: %s", self.id, room.key, exc)
-            peer.close(CloseCode.TRY_AGAIN_LATER, "document closed, reconnect")
+            peer.close(exc.code, exc.reason)
 
     async def _handle(self, session: _Session, peer: DocPeer, room: Room, msg: HpMessage) -> None:
         metrics = self.daemon.metrics
         if isinstance(msg, SyncMessage):
             if msg.step is SyncStep.STEP1:
-                peer.send(room.sync_step2_for(msg.payload))
+                peer.send(await room.sync_step2_for(msg.payload))
             elif peer.readonly:
                 # Viewers' edits are never applied, stored or forwarded. A step 2 that holds
                 # nothing new is acknowledged anyway, so that a viewer's provider is not left
                 # with an unsynced change it never made.
                 metrics.updates_dropped.inc()
-                nothing = msg.step is SyncStep.STEP2 and contains_update(room.doc, msg.payload)
+                nothing = msg.step is SyncStep.STEP2 and await room.holds(msg.payload)
                 self._ack(session, nothing)
             else:
                 validate_update(msg.payload)
@@ -331,6 +334,8 @@ class SyncConnection:
             grant, room = await self._decide(session, token)
         except Refusal as refusal:
             self._refuse(session, refusal.reason)
+        except DocumentDeleted:
+            self._refuse(session, "document deleted")
         except DocumentNotFound:
             self._refuse(session, NO_ACCESS)
         except StoreUnavailable:
@@ -344,7 +349,7 @@ class SyncConnection:
             if self._finished or self.sessions.get(session.address) is not session:
                 self.daemon.rooms.release(room)
             else:
-                self._join(session, grant, room)
+                await self._join(session, grant, room)
         finally:
             session.settled.set()
 
@@ -367,7 +372,7 @@ class SyncConnection:
             self.daemon.rooms.release(room)
             raise
 
-    def _join(self, session: _Session, grant: Grant, room: Room) -> None:
+    async def _join(self, session: _Session, grant: Grant, room: Room) -> None:
         transport.authenticated(self.ws)  # a document admitted: frames up to max_message_bytes
         peer = DocPeer(
             f"{self.id}.{next(self._peer_ids)}",
@@ -380,7 +385,11 @@ class SyncConnection:
         session.peer, session.room = peer, room
         self.daemon.connected(peer, grant)
         peer.announce_scope()
-        room.join(peer)  # our sync step 1, then presence
+        try:
+            await room.join(peer)  # our sync step 1, then presence
+        except RoomClosed as exc:
+            log.info("sync %s: doc %s: %s", self.id, room.key, exc)
+            peer.close(exc.code, exc.reason)
 
     def _refuse(self, session: _Session, reason: str) -> None:
         self._forget(session)

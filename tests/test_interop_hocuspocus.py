@@ -109,7 +109,7 @@ async def test_stock_provider_syncs_three_documents_over_one_socket(any_daemon, 
                 )
                 assert edit["unsyncedChanges"] == 1
                 await gate.wait_entered()
-                # The update waits at the database. A sync step 1 sent after it is answered
+                # The update waits at the database. A query-awareness sent after it is answered
                 # before any SyncStatus for it could come: none has, nothing was decremented.
                 probe = await hp.send("probe", {"doc": OWN})
                 assert probe["unsyncedChanges"] == 1

@@ -12,8 +12,15 @@ import pycrdt
 import pytest
 import websockets
 
+from crdt.awareness import AwarenessEntry, encode_awareness_update
 from crdt.hocuspocus import Authenticated, Close, SyncStatus, Token, decode_frame, encode_frame
-from crdt.protocol import QueryAwarenessMessage, SyncMessage, SyncStep, write_var_string
+from crdt.protocol import (
+    AwarenessMessage,
+    QueryAwarenessMessage,
+    SyncMessage,
+    SyncStep,
+    write_var_string,
+)
 from storage import DocKey
 from tests.support.hpclient import HpClient, HpDoc
 from tests.support.servers import RunningDaemon, start_daemon
@@ -96,15 +103,15 @@ async def test_sync_status_true_only_once_stored(any_daemon):
         with gated_commits(any_daemon.daemon) as gate:
             mapping(d)["k"] = "v"
             await gate.wait_entered()
-            # The update waits at the database. A step 1 sent after it is answered first: had the
-            # server acknowledged on receipt, that SyncStatus would have come before the answer.
+            # The update waits at the database. A presence message sent after it is echoed
+            # first: had the server acknowledged on receipt, that SyncStatus would have come
+            # before the echo. (A step 1 would not do: sync answers wait for the commit, so
+            # that nobody is served state that is not stored.)
             replies = len(d.received)
-            d.send(SyncMessage(SyncStep.STEP1, d.doc.get_state()))
+            presence = [AwarenessEntry(d.doc.client_id, 1, '{"name":"alice"}')]
+            d.send(AwarenessMessage(encode_awareness_update(presence)))
             await client.wait_until(
-                lambda: any(
-                    isinstance(m, SyncMessage) and m.step is SyncStep.STEP2
-                    for m in d.received[replies:]
-                )
+                lambda: any(isinstance(m, AwarenessMessage) for m in d.received[replies:])
             )
             assert len(d.statuses) == acks
             assert await stored_map(any_daemon, "alice/acked") == {}

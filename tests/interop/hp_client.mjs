@@ -5,8 +5,8 @@
 // the pinned `@hocuspocus/provider` package carries one unmodified `HocuspocusProvider` per
 // document, over the `ws` package (Node 20 has no global WebSocket). The script turns test
 // commands into Yjs and provider API calls, and records what the providers report. The one
-// exception is `probe`, which sends a sync step 1 through the shared socket's `send()` to learn,
-// by the order of the answers, what the server had sent before.
+// exception is `probe`, which sends a query-awareness message through the shared socket's `send()`
+// to learn, by the order of the answers, what the server had sent before.
 //
 // Usage: node hp_client.mjs '<config JSON>'   (or the config in the HP_CONFIG env variable)
 //   config: { "url": "ws://127.0.0.1:PORT/v1/sync", "name": "node",  "timeoutMs": 8000,
@@ -30,8 +30,10 @@
 //                          {stateVector, unsyncedChanges} right after the edit.
 //   wait-sv {doc, sv}      wait until the document has seen every {clientID: clock} in sv.
 //   wait-unsynced {doc, n} wait until provider.unsyncedChanges is n; answer {timeline}.
-//   probe {doc}            send a sync step 1 for doc and wait for the server's step 2 answer;
-//                          answer {unsyncedChanges, timeline} as they are when it arrives.
+//   probe {doc}            send a query-awareness for doc and wait for the server's awareness
+//                          answer (the provider's own presence is there); answer
+//                          {unsyncedChanges, timeline} as they are when it arrives. (Not a sync
+//                          step 1: the server answers those only once nothing is uncommitted.)
 //   wait-event {doc, kind, after}
 //                          wait until the timeline has an entry of that kind at index `after`
 //                          (default 0) or later; answer {timeline}.
@@ -44,10 +46,11 @@ import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/pro
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import WebSocket from 'ws'
-import * as syncProtocol from 'y-protocols/sync'
 import * as Y from 'yjs'
 
 const MESSAGE_SYNC = 0
+const MESSAGE_AWARENESS = 1
+const MESSAGE_QUERY_AWARENESS = 3
 const MESSAGE_SYNC_STATUS = 8
 
 const config = JSON.parse(process.argv[2] ?? process.env.HP_CONFIG ?? 'null')
@@ -123,6 +126,7 @@ const open = ({ name, token }) => {
       const type = decoding.readVarUint(decoder)
       if (type === MESSAGE_SYNC_STATUS) record('syncStatus', decoding.readVarUint(decoder) === 1)
       if (type === MESSAGE_SYNC) record('sync', decoding.readVarUint(decoder))
+      if (type === MESSAGE_AWARENESS) record('awareness', true)
     }
   })
   entry.provider = provider
@@ -174,17 +178,14 @@ const commands = {
     return { unsyncedChanges: provider.unsyncedChanges, timeline }
   },
   probe: async ({ doc }) => {
-    const { provider, ydoc, timeline } = docOf(doc)
+    const { provider, timeline } = docOf(doc)
     const from = timeline.length
     const encoder = encoding.createEncoder()
     encoding.writeVarString(encoder, doc)
-    encoding.writeVarUint(encoder, MESSAGE_SYNC)
-    syncProtocol.writeSyncStep1(encoder, ydoc)
+    encoding.writeVarUint(encoder, MESSAGE_QUERY_AWARENESS)
     socket.send(encoding.toUint8Array(encoder))
-    const answered = () => timeline.slice(from).some(
-      ([kind, step]) => kind === 'sync' && step === syncProtocol.messageYjsSyncStep2
-    )
-    await waitFor(`${doc}: the answer to a sync step 1`, provider, 'recorded', answered)
+    const answered = () => timeline.slice(from).some(([kind]) => kind === 'awareness')
+    await waitFor(`${doc}: the answer to a query-awareness`, provider, 'recorded', answered)
     return { unsyncedChanges: provider.unsyncedChanges, timeline }
   },
   'wait-event': async ({ doc, kind, after = 0 }) => {

@@ -1,4 +1,4 @@
-"""Hold a running daemon's commits at a gate, to observe what happens before an update is stored."""
+"""Hold a running daemon's store calls at a gate, to observe what happens before they run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from syncd.daemon import Daemon
 
 
-class CommitGate:
-    """While closed, every ``Store.append`` waits (before writing anything) until it opens."""
+class StoreGate:
+    """While closed, every call of the gated store method waits (before doing anything)."""
 
     def __init__(self) -> None:
         self.entered = asyncio.Event()  # an append is waiting at the gate
@@ -26,20 +26,25 @@ class CommitGate:
 
 
 @contextlib.contextmanager
-def gated_commits(daemon: Daemon) -> Iterator[CommitGate]:
-    """Gate the commits of ``daemon`` (the group commit's store) for the ``with`` block."""
-    gate = CommitGate()
+def gated_store(daemon: Daemon, method: str) -> Iterator[StoreGate]:
+    """Gate ``daemon``'s store method ``method`` (e.g. ``"delete"``) for the ``with`` block."""
+    gate = StoreGate()
     store = daemon.commit.store
-    append = store.append
+    original = getattr(store, method)
 
-    async def gated_append(*args: Any, **kwargs: Any) -> Any:
+    async def gated(*args: Any, **kwargs: Any) -> Any:
         gate.entered.set()
         await gate._open.wait()
-        return await append(*args, **kwargs)
+        return await original(*args, **kwargs)
 
-    store.append = gated_append  # type: ignore[method-assign]
+    setattr(store, method, gated)
     try:
         yield gate
     finally:
         gate.open()
-        del store.append  # back to the class's method
+        delattr(store, method)  # back to the class's method
+
+
+def gated_commits(daemon: Daemon) -> contextlib.AbstractContextManager[StoreGate]:
+    """Gate the commits of ``daemon`` (the group commit's ``Store.append``)."""
+    return gated_store(daemon, "append")
