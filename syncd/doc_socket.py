@@ -29,6 +29,7 @@ from . import transport
 from .access import Refusal
 from .bearer import bearer_token
 from .daemon import Daemon
+from .origin import Origin
 from .peer import CloseCode, Peer, PeerState
 from .rate import ConnectionPace
 from .room import RoomClosed
@@ -151,7 +152,7 @@ async def _serve(ws: WebSocket, daemon: Daemon, room, peer: Peer) -> None:  # ty
                 else:
                     validate_update(msg.payload)
                     metrics.updates_received.inc()
-                    await room.ingest(peer, msg.payload, peer.principal)
+                    await room.ingest(Origin.client(peer), msg.payload)
             elif isinstance(msg, AwarenessMessage):
                 room.awareness_from(peer, msg.update)
             elif isinstance(msg, QueryAwarenessMessage):

@@ -25,6 +25,7 @@ from .access import Grant, Refusal, decide, validate_access
 from .bearer import bearer_token
 from .daemon import Daemon
 from .docid import DocId
+from .origin import Origin
 from .peer import CloseCode
 from .request_body import BodyRefused, read_body, read_json
 from .room import RoomClosed
@@ -186,9 +187,9 @@ async def post_update(request: Request) -> Response:
         room = await daemon.rooms.acquire(grant.key, create=grant.may_create)
     except (DocumentNotFound, DocumentDeleted) as exc:
         raise HttpError(404, "not_found", "no such document") from exc
-    origin = "service" if grant.identity.privileged else "http"
+    origin = Origin.http(grant.identity.sub, privileged=grant.identity.privileged)
     try:
-        done = await room.ingest(None, body, grant.identity.sub, origin, ack=True)
+        done = await room.ingest(origin, body, ack=True)
         assert done is not None
         seq = await done
     except ProtocolError as exc:  # the document cannot take it (UpdateRejected): not stored

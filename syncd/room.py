@@ -53,6 +53,7 @@ from storage import (
     StoreUnavailable,
 )
 
+from .origin import Origin
 from .peer import CloseCode, Peer, PeerState
 
 __all__ = ["Room", "RoomClosed", "RoomState", "UpdateRejected"]
@@ -106,11 +107,14 @@ class UpdateRejected(ProtocolError):
 
 @dataclass(slots=True)
 class _Incoming:
-    peer: Peer | None  # None: not from a connection (HTTP, service)
+    origin: Origin
     data: bytes
-    principal: str
-    origin: str
     done: asyncio.Future[int] | None = None  # resolved with the seq once stored
+
+    @property
+    def peer(self) -> Peer | None:
+        """The connection that sent it (None: HTTP, a service, a restore)."""
+        return self.origin.peer
 
 
 class Room:
@@ -416,13 +420,7 @@ class Room:
         return encode_awareness(encode_awareness_update(live)) if live else None
 
     async def ingest(
-        self,
-        peer: Peer | None,
-        update: bytes,
-        principal: str,
-        origin: str = "client",
-        *,
-        ack: bool = False,
+        self, origin: Origin, update: bytes, *, ack: bool = False
     ) -> asyncio.Future[int] | None:
         """Queue a validated update for commit; with ``ack``, returns a future of its seq.
 
@@ -433,6 +431,7 @@ class Room:
         while not self._space.is_set():
             await self._space.wait()
         self._raise_if_closed()
+        peer = origin.peer
         if peer is not None and (peer.readonly or peer.state is not PeerState.OPEN):
             return None  # downgraded or revoked while it waited
         done: asyncio.Future[int] | None = (
@@ -443,7 +442,7 @@ class Room:
             if done is not None:
                 done.set_result(self.seq)
             return done
-        self._pending.append(_Incoming(peer, update, principal, origin, done))
+        self._pending.append(_Incoming(origin, update, done))
         self._pending_bytes += len(update)
         if self._pending_bytes >= self._max_pending_bytes:
             self._space.clear()
@@ -483,7 +482,7 @@ class Room:
             return
         if not batch:
             return
-        items = [NewUpdate(i.data, i.principal, i.origin) for i in batch]
+        items = [NewUpdate(i.data, i.origin.principal, i.origin.stored_as) for i in batch]
         try:
             seqs = await self._commit.submit(self.key, items)
         except DocumentDeleted as exc:  # deleted elsewhere (another node, a direct delete)
@@ -526,7 +525,7 @@ class Room:
                 log.warning(
                     "doc %s: update from %s (%d bytes) rejected, cannot be applied: %s",
                     self.key,
-                    i.peer.id if i.peer is not None else i.origin,
+                    i.peer.id if i.peer is not None else i.origin.stored_as,
                     len(i.data),
                     exc,
                 )

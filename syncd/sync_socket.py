@@ -51,6 +51,7 @@ from storage import DocumentDeleted, StoreUnavailable
 from . import transport
 from .access import NO_ACCESS, Grant, Refusal
 from .daemon import Daemon
+from .origin import Origin
 from .peer import CloseCode, Peer, PeerState
 from .rate import ConnectionPace
 from .room import Room, RoomClosed
@@ -280,7 +281,7 @@ class SyncConnection:
             else:
                 validate_update(msg.payload)
                 metrics.updates_received.inc()
-                done = await room.ingest(peer, msg.payload, peer.principal, ack=True)
+                done = await room.ingest(Origin.client(peer), msg.payload, ack=True)
                 self._ack(session, False if done is None else done)
         elif isinstance(msg, AwarenessMessage):
             echo = room.awareness_from(peer, msg.update)
