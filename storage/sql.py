@@ -289,6 +289,52 @@ class SqlStore:
             .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
         )
 
+    async def updates_between(
+        self, key: DocKey, after: int, upto: int
+    ) -> list[tuple[int, bytes]] | None:
+        async with self._begin(write=False) as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None or doc.deleted_at is not None:
+                return None
+            rows = (
+                await conn.execute(
+                    select(updates.c.seq, updates.c.data)
+                    .where(updates.c.doc_id == doc.id, updates.c.seq > after, updates.c.seq <= upto)
+                    .order_by(updates.c.seq)
+                )
+            ).all()
+            bad = set(
+                (
+                    await conn.execute(
+                        select(quarantine.c.seq).where(
+                            quarantine.c.doc_id == doc.id,
+                            quarantine.c.seq > after,
+                            quarantine.c.seq <= upto,
+                        )
+                    )
+                ).scalars()
+            )
+        if len(rows) != upto - after:
+            return None  # pruned: the caller reloads the whole document
+        return [(r.seq, bytes(r.data)) for r in rows if r.seq not in bad]
+
+    async def seqs(self, keys: Sequence[DocKey]) -> dict[DocKey, int]:
+        if not keys:
+            return {}
+        out: dict[DocKey, int] = {}
+        async with self._begin(write=False) as conn:
+            for tenant in {k.tenant for k in keys}:
+                names = [k.name for k in keys if k.tenant == tenant]
+                rows = await conn.execute(
+                    select(documents.c.name, documents.c.seq).where(
+                        documents.c.tenant == tenant,
+                        documents.c.name.in_(names),
+                        documents.c.deleted_at.is_(None),
+                    )
+                )
+                out.update({DocKey(tenant, name): seq for name, seq in rows})
+        return out
+
     async def quarantined(self, key: DocKey) -> dict[int, str]:
         async with self._begin(write=False) as conn:
             doc = await self._doc_row(conn, key)

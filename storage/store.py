@@ -140,6 +140,15 @@ class Store(Protocol):
     async def quarantined(self, key: DocKey) -> dict[int, str]:
         """The document's quarantined seqs with their reasons."""
 
+    async def updates_between(
+        self, key: DocKey, after: int, upto: int
+    ) -> list[tuple[int, bytes]] | None:
+        """The stored updates with ``after < seq <= upto``, in order, quarantined ones left
+        out; ``None`` if the document is gone or part of that range was pruned."""
+
+    async def seqs(self, keys: Sequence[DocKey]) -> dict[DocKey, int]:
+        """The committed seq of each (live) document, in one read."""
+
     async def meta(self, key: DocKey) -> DocMeta | None:
         """Metadata and access settings; ``None`` if it never existed (deleted ones are kept)."""
 

@@ -47,6 +47,9 @@ async def healthz(request: Request) -> Response:
         {
             "status": "ok",
             "database": "ok",
+            # A node that cannot reach Redis still commits durably: 200, and it says so
+            # (docs/deployment.md: draining every node for a Redis outage would be worse).
+            "broker": daemon.broker.state.value,
             "documents": len(daemon.rooms),
             "connections": len(daemon.sockets),
         }

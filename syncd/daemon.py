@@ -9,11 +9,14 @@ import time
 from storage import DocMeta, GroupCommit, SqlStore, Store
 
 from .access import Access, Grant, Refusal, decide
+from .broker import AccessChanged, Broker, LocalBroker
+from .cluster import Cluster
 from .commit_signal import CommitSignal
 from .docid import DocId
 from .feed_changes import ChangeStreams
 from .metrics import Metrics
 from .peer import CloseCode, Peer, SendQueues
+from .redis_broker import RedisBroker
 from .rooms import Rooms
 from .settings import Settings
 from .tokens import TokenKeys, load_or_create_secret
@@ -38,7 +41,13 @@ class Daemon:
             self.store, window_ms=settings.commit_window_ms, on_commit=self._committed
         )
         self.changes = ChangeStreams(self.store)  # the feed's format=changes
-        self.rooms = Rooms(self.store, self.commit, settings, self.metrics)
+        self.broker: Broker = (
+            RedisBroker(settings.redis_url) if settings.redis_url else LocalBroker()
+        )
+        self.rooms = Rooms(self.store, self.commit, settings, self.metrics, self.broker)
+        self.cluster = Cluster(
+            self.broker, self.rooms, self.store, self.commits, self._apply_access
+        )
         self.access = Access(self._token_keys(settings), self.store, self.rooms.get_loaded)
         self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
         # One bound on every socket's send queue together (past it the biggest closes 1013).
@@ -70,6 +79,7 @@ class Daemon:
     async def start(self) -> None:
         await self.store.open()
         self.commit.start()
+        await self.cluster.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -79,11 +89,13 @@ class Daemon:
         self.started = False
         await self.rooms.close()
         await self.commit.stop()
+        await self.cluster.stop()
         await self.store.close()
 
     def _committed(self, count: int, seconds: float) -> None:
         self.metrics.on_commit(count, seconds)
         self.commits.notify()
+        self.broker.committed()
 
     def connected(self, peer: Peer, grant: Grant) -> None:
         peer.identity = grant.identity
@@ -112,6 +124,11 @@ class Daemon:
         await asyncio.gather(*(s.wait_closed() for s in sockets), return_exceptions=True)
 
     def access_changed(self, meta: DocMeta) -> None:
+        """Access settings changed here: apply them, and tell the other nodes."""
+        self._apply_access(meta)
+        self.broker.publish(meta.key, AccessChanged(self.broker.node_id))
+
+    def _apply_access(self, meta: DocMeta) -> None:
         """Re-decide every live connection of the document: revoke, downgrade, upgrade."""
         room = self.rooms.get_loaded(meta.key)
         if room is None:

@@ -53,8 +53,10 @@ from storage import (
     StoreUnavailable,
 )
 
+from .broker import Broker, LocalBroker, PresenceChanged, UpdatesCommitted
 from .origin import Origin
 from .peer import CloseCode, Peer, PeerState
+from .seq_ranges import SeqRanges
 
 __all__ = ["Room", "RoomClosed", "RoomState", "UpdateRejected"]
 
@@ -68,6 +70,10 @@ MAX_BATCH = 256
 # echoed back, which Yjs ignores) instead of one merge per writer.
 _MAX_PERSONAL_MERGES = 8
 
+
+# How long a missing seq may stay missing before it is read from the store: another node's
+# message for it is usually a moment behind ours.
+GAP_GRACE_SECONDS = 0.15
 
 # How long a reader waits for the replica to be readable (a commit in flight, a reload after a
 # failed one) before it is told to come back later (1013).
@@ -128,6 +134,7 @@ class Room:
         compact_after_bytes: int = 4 * 1024 * 1024,
         on_compact: Callable[[Room], None] | None = None,
         awareness: AwarenessStates | None = None,  # presence, with its bounds
+        broker: Broker | None = None,  # other nodes (LocalBroker: none)
     ) -> None:
         self.key = key
         self.doc = pycrdt.Doc()
@@ -136,8 +143,16 @@ class Room:
         self.meta: DocMeta | None = None  # access settings, cached for joining peers
         self._awareness_holders: dict[int, Peer] = {}
         self.state = RoomState.OPEN
-        self.seq = 0
         self.snapshot_seq = 0
+        self._broker: Broker = broker if broker is not None else LocalBroker()
+        # Which seqs the replica holds; other nodes' commits arrive out of order (syncd/broker.py).
+        self._held = SeqRanges()
+        self._known = 0  # the highest seq we have been told is committed
+        self._waiting: dict[int, UpdatesCommitted] = {}  # other nodes' updates beyond a gap
+        self._gap_timer: asyncio.TimerHandle | None = None
+        self._fill_now = False
+        self._remote: list[UpdatesCommitted] = []  # received, not yet applied
+        self._remote_presence: dict[str, set[int]] = {}  # node -> its clients' awareness ids
         self._commit = commit
         self._pending: list[_Incoming] = []
         self._pending_bytes = 0
@@ -163,6 +178,11 @@ class Room:
         self._full_update: bytes | None = None
         self._knowledge: Knowledge | None = None
 
+    @property
+    def seq(self) -> int:
+        """The highest seq the replica holds."""
+        return self._held.highest
+
     def __repr__(self) -> str:
         return f"<Room {self.key} {self.state.value} peers={len(self.peers)} seq={self.seq}>"
 
@@ -175,7 +195,8 @@ class Room:
         result = replay(loaded.snapshot, loaded.numbered_tail())
         self.doc = result.doc
         self._changed()
-        self.seq = loaded.seq
+        self._held.reset(loaded.seq)
+        self._waiting = {s: u for s, u in self._waiting.items() if u.first_seq > loaded.seq}
         self.snapshot_seq = loaded.snapshot_seq
         self._bytes_since_snapshot = sum(len(u) for u in loaded.tail)
         if result.skipped:
@@ -194,6 +215,7 @@ class Room:
         return (
             not self.peers
             and not self._pending
+            and not self._remote
             and self._flush_task is None
             and self._reload_task is None
         )
@@ -279,7 +301,7 @@ class Room:
                 del self._awareness_holders[cid]
         gone = self.awareness.remove(peer.awareness_ids)
         if gone:
-            self._broadcast(encode_awareness(encode_awareness_update(gone)), None)
+            self._presence_changed(gone, None)
 
     # -- messages from a peer ---------------------------------------------------------------
 
@@ -383,7 +405,7 @@ class Room:
                 self.awareness.live_bytes,
             )
         if accepted:
-            self._broadcast(encode_awareness(encode_awareness_update(accepted)), peer)
+            self._presence_changed(accepted, peer)
         validated = {e.client_id: e for e in owned}
         echo = [
             self.awareness.get(cid) or validated[cid]
@@ -454,21 +476,25 @@ class Room:
 
     async def _flush(self) -> None:
         try:
-            while self._pending and self.state is RoomState.OPEN:
+            while self.state is RoomState.OPEN and (
+                self._pending or self._remote or self._fill_now
+            ):
                 if self._stale:
                     await self._reload()
                     continue
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
-                self._pending_bytes -= sum(len(i.data) for i in batch)
-                if self._pending_bytes < self._max_pending_bytes:
-                    self._space.set()
                 self._committed.clear()
                 try:
-                    await self._commit_and_apply(batch)
+                    if self._remote or self._fill_now:
+                        await self._take_remote()
+                    else:
+                        batch = self._pending[:MAX_BATCH]
+                        del self._pending[:MAX_BATCH]
+                        self._pending_bytes -= sum(len(i.data) for i in batch)
+                        if self._pending_bytes < self._max_pending_bytes:
+                            self._space.set()
+                        await self._commit_and_apply(batch)
                 finally:
-                    if not self._stale:
-                        self._committed.set()
+                    self._settle_readable()
                 # Let readers woken by that run before the next batch clears the flag again.
                 await asyncio.sleep(0)
         finally:
@@ -494,12 +520,13 @@ class Room:
         except Exception as exc:
             self._refuse_batch(batch, exc)
             return
-        self.seq = seqs[-1]
+        self._held.add(seqs[0], seqs[-1])
         self._bytes_since_snapshot += sum(len(i.data) for i in batch)
         for i, seq in zip(batch, seqs, strict=True):
             if i.done is not None and not i.done.done():
                 i.done.set_result(seq)
-        self._fan_out(batch)
+        self._fan_out(batch, seqs)
+        self._apply_waiting()
         if self._on_compact is not None and (
             self.seq - self.snapshot_seq >= self._compact_after_updates
             or self._bytes_since_snapshot >= self._compact_after_bytes
@@ -614,7 +641,7 @@ class Room:
                     return
                 self.restore(loaded)
                 self._stale = False
-                self._committed.set()
+                self._settle_readable()
                 log.info("doc %s: reloaded from the store at seq %d", self.key, self.seq)
                 return
         finally:
@@ -625,8 +652,19 @@ class Room:
             self.snapshot_seq = upto_seq
             self._bytes_since_snapshot = 0
 
-    def _fan_out(self, batch: list[_Incoming]) -> None:
-        everyone = _update_messages([i.data for i in batch])
+    def _fan_out(self, batch: list[_Incoming], seqs: list[int]) -> None:
+        merged = _merged([i.data for i in batch])
+        if merged is not None:
+            everyone = [encode_sync(SyncStep.UPDATE, merged)]
+            self._broker.publish(
+                self.key, UpdatesCommitted(self._broker.node_id, seqs[0], seqs[-1], merged)
+            )
+        else:
+            everyone = [encode_sync(SyncStep.UPDATE, i.data) for i in batch]
+            for i, seq in zip(batch, seqs, strict=True):
+                self._broker.publish(
+                    self.key, UpdatesCommitted(self._broker.node_id, seq, seq, i.data)
+                )
         writers: dict[Peer, list[bytes]] = {}
         for i in batch:
             if i.peer is not None:
@@ -649,6 +687,126 @@ class Room:
             if peer is not exclude:
                 peer.send(message)
 
+    # -- other nodes (syncd/broker.py) -------------------------------------------------------
+
+    def remote_updates(self, event: UpdatesCommitted) -> None:
+        """Another node committed ``event``'s updates: apply them in seq order, then fan out."""
+        if self.state is not RoomState.OPEN:
+            return
+        self._known = max(self._known, event.last_seq)
+        self._remote.append(event)
+        self._kick()
+
+    def catch_up(self, committed_seq: int) -> None:
+        """The store says the document is at ``committed_seq`` (a resync after messages may
+        have been lost): fetch whatever the replica lacks, now."""
+        if self.state is not RoomState.OPEN or committed_seq <= self._held.highest:
+            return
+        self._known = max(self._known, committed_seq)
+        self._fill_now = True
+        self._committed.clear()
+        self._kick()
+
+    def remote_presence(self, event: PresenceChanged) -> None:
+        entries = decode_awareness(event.update)  # validated and stamped by the sender's node
+        ids = self._remote_presence.setdefault(event.node, set())
+        accepted = self.awareness.apply(entries)
+        for e in accepted:
+            if e.removed:
+                ids.discard(e.client_id)
+            else:
+                ids.add(e.client_id)
+        if accepted:
+            self._broadcast(encode_awareness(encode_awareness_update(accepted)), None)
+
+    def node_gone(self, node: str) -> None:
+        """``node`` stopped: its clients' presence goes, as if they had all disconnected."""
+        ids = self._remote_presence.pop(node, set())
+        gone = self.awareness.remove(ids)
+        if gone:
+            self._broadcast(encode_awareness(encode_awareness_update(gone)), None)
+
+    def _presence_changed(self, entries: list[AwarenessEntry], exclude: Peer | None) -> None:
+        """Relay local presence changes to this node's other peers and to the other nodes."""
+        update = encode_awareness_update(entries)
+        self._broadcast(encode_awareness(update), exclude)
+        self._broker.publish(self.key, PresenceChanged(self._broker.node_id, update))
+
+    def _kick(self) -> None:
+        if self._flush_task is None and self.state is RoomState.OPEN:
+            self._flush_task = asyncio.create_task(self._flush(), name=f"flush-{self.key}")
+
+    def _lagging(self) -> bool:
+        return self._held.gap is not None or self._known > self._held.highest
+
+    def _settle_readable(self) -> None:
+        """Readable again unless stale or behind what we were told is committed; a lag is
+        filled from the store after a short grace (the missing message is usually on its way)."""
+        if self._stale:
+            return
+        if not self._lagging():
+            self._committed.set()
+            return
+        self._committed.clear()
+        if self._gap_timer is None and not self._fill_now:
+            self._gap_timer = asyncio.get_running_loop().call_later(GAP_GRACE_SECONDS, self._fill)
+
+    def _fill(self) -> None:
+        self._gap_timer = None
+        if self._lagging():
+            self._fill_now = True
+            self._kick()
+
+    async def _take_remote(self) -> None:
+        events, self._remote = self._remote, []
+        for event in events:
+            if not self._held.holds(event.first_seq, event.last_seq):
+                self._waiting[event.first_seq] = event
+        self._apply_waiting()
+        if self._fill_now:
+            self._fill_now = False
+            await self._fill_from_store()
+
+    def _apply_waiting(self) -> None:
+        """Apply the received updates that continue the held prefix, in seq order."""
+        while (event := self._waiting.pop(self._held.upto + 1, None)) is not None:
+            self._apply_committed([(event.first_seq, event.last_seq, event.update)])
+        for first in [f for f, e in self._waiting.items() if self._held.holds(f, e.last_seq)]:
+            del self._waiting[first]
+
+    async def _fill_from_store(self) -> None:
+        target = max(self._known, self._held.highest)
+        after = self._held.upto
+        if target <= after:
+            return
+        rows = await self._commit.store.updates_between(self.key, after, target)
+        if rows is None:  # pruned meanwhile, or deleted: start again from the store
+            self._stale = True
+            return
+        log.info("doc %s: filling seqs %d..%d from the store", self.key, after + 1, target)
+        self._apply_committed([(s, s, u) for s, u in rows if not self._held.holds(s, s)])
+        if self._stale:
+            return
+        self._held.add(after + 1, target)  # quarantined seqs are left out, but not missing
+        self._apply_waiting()
+
+    def _apply_committed(self, ranges: list[tuple[int, int, bytes]]) -> None:
+        """Apply updates committed elsewhere and send them to every local peer."""
+        for first, last, update in ranges:
+            try:
+                apply_update(self.doc, update)
+            except YrsFailure as exc:  # checked by the node that took it: should not happen
+                log.error(
+                    "doc %s: seqs %d..%d from another node failed: %s", self.key, first, last, exc
+                )
+                self._stale = True
+                return
+            self._held.add(first, last)
+            self._changed()
+            message = encode_sync(SyncStep.UPDATE, update)
+            for peer in tuple(self.peers):
+                peer.send(message)
+
     # -- end of life ---------------------------------------------------------------------------
 
     async def drain(self) -> None:
@@ -660,6 +818,8 @@ class Room:
         """Close the room and its peers; returns the peers (to await their close frames)."""
         self.state = RoomState.CLOSED
         self._close_code = code
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
         self._committed.set()  # wakes waiting readers, who then see the room closed
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         self._space.set()
@@ -675,12 +835,20 @@ class Room:
         return peers
 
 
-def _update_messages(updates: list[bytes]) -> list[bytes]:
-    """Sync update messages carrying ``updates``: one merged message, or (should yrs fail to
-    merge what it applied one by one) one message per update, which says the same."""
+def _merged(updates: list[bytes]) -> bytes | None:
+    """``updates`` merged into one, or ``None`` should yrs fail to merge what it applied one by
+    one (then they go out one by one, which says the same)."""
     try:
-        return [encode_sync(SyncStep.UPDATE, guarded(merge, updates))]
+        return guarded(merge, updates)
     except YrsFailure as exc:
         log.warning("merging %d updates failed, sending them one by one: %s", len(updates), exc)
-        return [encode_sync(SyncStep.UPDATE, u) for u in updates]
+        return None
+
+
+def _update_messages(updates: list[bytes]) -> list[bytes]:
+    """Sync update messages carrying ``updates``: one merged message, or one per update."""
+    merged = _merged(updates)
+    if merged is not None:
+        return [encode_sync(SyncStep.UPDATE, merged)]
+    return [encode_sync(SyncStep.UPDATE, u) for u in updates]
 

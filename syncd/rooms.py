@@ -14,6 +14,7 @@ import logging
 from crdt.awareness import AwarenessLimits, AwarenessStates
 from storage import DocKey, DocumentDeleted, GroupCommit, Store, StoreUnavailable
 
+from .broker import Broker, Deleted, LocalBroker
 from .metrics import Metrics
 from .peer import CloseCode, Peer
 from .room import Room, RoomState
@@ -30,9 +31,15 @@ class DocumentNotFound(LookupError):
 
 class Rooms:
     def __init__(
-        self, store: Store, commit: GroupCommit, settings: Settings, metrics: Metrics
+        self,
+        store: Store,
+        commit: GroupCommit,
+        settings: Settings,
+        metrics: Metrics,
+        broker: Broker | None = None,
     ) -> None:
         self.store = store
+        self.broker: Broker = broker if broker is not None else LocalBroker()
         self.commit = commit
         self.settings = settings
         self.metrics = metrics
@@ -85,6 +92,9 @@ class Rooms:
         return room
 
     async def _load(self, key: DocKey, create: bool) -> Room:
+        # Watch before reading, so that what other nodes commit from now on reaches the room;
+        # what slips between (the subscription is asynchronous) is caught by the resync.
+        self.broker.watch(key)
         try:
             loaded = await self.store.load(key)
             if loaded is None:
@@ -110,13 +120,16 @@ class Rooms:
                     ),
                     on_refused=self.metrics.on_awareness_refused,
                 ),
+                broker=self.broker,
             )
             room.on_quarantine = self._quarantine
             room.on_rejected = self.metrics.updates_rejected.inc
             room.restore(loaded)
         except DocumentNotFound:
+            self._unwatch_unless_loaded(key)
             raise
         except Exception:
+            self._unwatch_unless_loaded(key)
             self.metrics.load_failures.inc()
             log.exception("doc %s: load failed", key)
             raise
@@ -186,6 +199,8 @@ class Rooms:
                 self._forget(room)
                 await room.drain()  # a commit in flight lands before the tombstone, not after
             deleted = await self.store.delete(key)
+            if deleted:
+                self.broker.publish(key, Deleted(self.broker.node_id))
         finally:
             self._deleting.discard(key)
         # Close frames are awaited after the tombstone: a client that does not read its close
@@ -197,6 +212,31 @@ class Rooms:
         if self._rooms.get(room.key) is room:
             del self._rooms[room.key]
             self.metrics.documents.set(len(self._rooms))
+            self._unwatch_unless_loaded(room.key)
+
+    def _unwatch_unless_loaded(self, key: DocKey) -> None:
+        if key not in self._rooms and key not in self._loading:
+            self.broker.unwatch(key)
+
+    # -- other nodes -----------------------------------------------------------------------
+
+    def deleted_elsewhere(self, key: DocKey) -> None:
+        """Another node deleted the document: close it here too (4404)."""
+        room = self._rooms.get(key)
+        if room is not None:
+            room.close(CloseCode.NOT_FOUND, "document deleted")
+            self._forget(room)
+
+    async def resync(self) -> None:
+        """Bring every loaded room up to what the store has committed (after messages from
+        other nodes may have been lost)."""
+        rooms = {room.key: room for room in self._rooms.values()}
+        if not rooms:
+            return
+        committed = await self.store.seqs(list(rooms))
+        for key, room in rooms.items():
+            if key in committed:
+                room.catch_up(committed[key])
 
     # -- compaction ------------------------------------------------------------------------
 

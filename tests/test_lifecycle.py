@@ -86,4 +86,10 @@ async def test_metrics_and_health(daemon):
     assert "syncd_send_queue_messages" in values
     assert values["syncd_messages_sent_total"] >= 3  # step 1 to each, the update to b
     assert values["syncd_bytes_sent_total"] > values["syncd_messages_sent_total"]
-    assert health == {"status": "ok", "database": "ok", "documents": 1, "connections": 2}
+    assert health == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "local",
+        "documents": 1,
+        "connections": 2,
+    }
