@@ -1,4 +1,4 @@
-"""``syncd serve`` and ``syncd token`` (DESIGN.md §1.1)."""
+"""``syncd serve`` and ``syncd token`` (DESIGN.md §1.1, §1.9 for ``--redis-url``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,40 @@ import sys
 from .settings import Settings
 from .tokens import WeakSecret
 
-__all__ = ["main"]
+__all__ = ["ClusterMisconfigured", "check_cluster", "main"]
+
+# What redis-py's ``from_url`` accepts; anything else is refused before the daemon starts.
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class ClusterMisconfigured(ValueError):
+    """``--redis-url`` asks for a node of a cluster, and the rest of the settings cannot be one."""
+
+
+def check_cluster(settings: Settings) -> None:
+    """Refuse a Redis URL that cannot work, before anything starts (DESIGN.md §1.9).
+
+    Redis carries only speed; the truth every node reads back after a missed message is the
+    database. A SQLite file belongs to one node, so nodes on SQLite would each have their own
+    truth and diverge for good: with a Redis URL the database must be Postgres.
+
+    Raises:
+        ClusterMisconfigured: SQLite (the default, or a ``sqlite:`` URL) with a Redis URL, or a
+            Redis URL that is not ``redis://``, ``rediss://`` or ``unix://``.
+    """
+    if not settings.redis_url:
+        return
+    if not settings.redis_url.startswith(_REDIS_SCHEMES):
+        # Not echoed: a Redis URL may carry a password.
+        raise ClusterMisconfigured(
+            "--redis-url (SYNCD_REDIS_URL) is not a Redis URL: use redis://HOST:PORT/DB "
+            "(or rediss://, unix://)"
+        )
+    if settings.effective_database_url.startswith("sqlite"):
+        raise ClusterMisconfigured(
+            "--redis-url (SYNCD_REDIS_URL) needs a database shared by every node, and SQLite "
+            "is one node's file: add --database-url postgresql://…"
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="development only: POST /v1/dev/login mints a token for any name (SYNCD_DEV_LOGIN)",
+    )
+    serve.add_argument(
+        "--redis-url",
+        help="redis://HOST:PORT/DB: run as one node of a cluster, Redis carrying updates and "
+        "presence between nodes (SYNCD_REDIS_URL; needs a postgresql:// database)",
     )
 
     token = sub.add_parser("token", help="print a signed token for development and scripts")
@@ -58,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                 data_dir=args.data_dir,
                 log_level=args.log_level,
                 dev_login=args.dev_login,
+                redis_url=args.redis_url,
             )
-        except ValueError as exc:  # a weak SYNCD_SECRET, a number that does not parse
+            check_cluster(settings)
+        except ValueError as exc:  # a weak SYNCD_SECRET, a bad number, Redis without Postgres
             return _refuse("serve", exc)
         logging.basicConfig(
             level=settings.log_level.upper(),
