@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -130,6 +131,9 @@ async def migrate(conn: AsyncConnection) -> None:
     the stored version, so a daemon upgrades its database on start. Version 2 adds
     ``syncd_quarantine``, a new table that ``create_all`` makes on an older database.
     """
+    if conn.dialect.name == "postgresql":
+        # Nodes started together on an empty database would race to create the tables.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(7370636)"))
     await conn.run_sync(metadata.create_all)
     if (await conn.execute(feed_position.select())).first() is None:
         await conn.execute(feed_position.insert().values(id=1, pos=0))
