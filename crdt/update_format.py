@@ -1,8 +1,8 @@
 """A strict structural decoder of the Yjs update format v1, run before any update reaches yrs.
 
 yrs (pycrdt's Rust core) trusts the bytes it decodes: a value nested thousands of levels deep
-overflows its stack (SIGSEGV, the whole process), an item of length 0 makes it panic and leaves
-the document broken, invalid UTF-8 is undefined behaviour (it reads strings unchecked). So every
+overflows its stack (SIGSEGV, the whole process), an item of length 0 or a clock past 2**31
+makes it panic, and some shapes it reads differently from yjs (``docs/yrs-crashes.md``). So every
 update a client sends is decoded here first, completely, in pure Python, and refused with
 :class:`InvalidUpdate` (a :class:`~crdt.protocol.ProtocolError`: close 4400) unless yrs can
 decode and apply it. Nothing here allocates in proportion to a count before checking that the
@@ -119,7 +119,8 @@ class UpdateShape(NamedTuple):
         state_vector: per client, the clock the update brings that client to, as yjs'
             ``encodeStateVectorFromUpdate`` and ``pycrdt.get_state`` compute it: only clients
             whose structs start at clock 0, up to their first Skip.
-        delete_set: per client, the deleted ranges ``(clock, len)``, sorted.
+        delete_set: per client, the deleted ranges ``(clock, len)``, sorted; clients without
+            ranges are left out, as yjs does.
         struct_count: number of structs (items, GCs, Skips).
         max_depth: deepest nesting of Any/JSON values (0: scalars only).
         type_depth: depth of the deepest shared type the update's items create, as far as
@@ -260,14 +261,10 @@ def _skip_buffer(data: bytes, pos: int) -> int:
     return end
 
 
-def _utf16_units(raw: bytes) -> int:
-    """How many UTF-16 code units the (valid) UTF-8 ``raw`` is: what yjs counts as length."""
-    if raw.isascii():
-        return len(raw)
-    # Code points, plus one for each that needs a surrogate pair: exactly the UTF-8 sequences
-    # of four bytes, whose lead bytes F0..F4 never occur elsewhere in valid UTF-8.
-    text = raw.decode()
-    return len(text) + len(raw.translate(None, _ALL_BUT_FOUR_BYTE_LEADS))
+def _four_byte_sequences(raw: bytes) -> int:
+    """How many characters of the (valid) UTF-8 ``raw`` lie beyond the BMP: its four-byte
+    sequences, whose lead bytes F0..F4 occur nowhere else in valid UTF-8."""
+    return len(raw.translate(None, _ALL_BUT_FOUR_BYTE_LEADS))
 
 
 _ALL_BUT_FOUR_BYTE_LEADS = bytes(b for b in range(256) if not 0xF0 <= b <= 0xF4)
@@ -449,6 +446,8 @@ def _decode(data: bytes) -> UpdateShape:
     clients: dict[int, tuple[int, int]] = {}
     state_vector: dict[int, int] = {}
     levels: _TypeLevels | None = None  # made at the first item that needs it
+    # Per client, its String items with characters beyond the BMP: (clock, length, UTF-8).
+    astral: dict[int, list[tuple[int, int, bytes]]] = {}
     struct_count = 0
     max_depth = 0
     last_raw, last_client = b"\x00", 0  # the varint bytes of the last client id read
@@ -514,6 +513,12 @@ def _decode(data: bytes) -> UpdateShape:
                     if other == client and other_clock >= clock:
                         what = "origin" if flag == _HAS_ORIGIN else "right origin"
                         raise InvalidUpdate(f"{what} is not before the item")
+                    # Right of an origin the item splits after it, left of a right origin
+                    # before it: never inside a surrogate pair of a string of this update.
+                    if astral and other in astral:
+                        _check_split(
+                            astral[other], other_clock + 1 if flag == _HAS_ORIGIN else other_clock
+                        )
                     # The parent is the origin's (or, without one, the right origin's).
                     if (
                         levels is not None
@@ -548,7 +553,13 @@ def _decode(data: bytes) -> UpdateShape:
             is_type = False
             if ref == _STRING:
                 raw, pos = _raw_string(data, pos)
-                length = _utf16_units(raw)
+                if raw.isascii():
+                    length = len(raw)
+                else:  # yjs counts UTF-16 code units: characters beyond the BMP count twice
+                    pairs = _four_byte_sequences(raw)
+                    length = len(raw.decode()) + pairs
+                    if pairs:  # references into this string are checked (_check_split)
+                        astral.setdefault(client, []).append((clock, length, raw))
             elif ref == _ANY:
                 length, pos = _uint(data, pos)
                 if length > n - pos:
@@ -610,9 +621,33 @@ def _decode(data: bytes) -> UpdateShape:
     delete_set, pos = _delete_set(data, pos)
     if pos != n:
         raise InvalidUpdate(f"{n - pos} trailing bytes after the update")
+    for client, strings in astral.items():  # a deletion splits at both ends of its range
+        for clock, length in delete_set.get(client, ()):
+            _check_split(strings, clock)
+            _check_split(strings, clock + length)
     return UpdateShape(
         clients, state_vector, delete_set, struct_count, max_depth, levels.deepest if levels else 0
     )
+
+
+def _check_split(strings: list[tuple[int, int, bytes]], at: int) -> None:
+    """Refuse a split of one of ``strings`` (clock, length, UTF-8) at clock ``at`` that falls
+    between the two halves of a surrogate pair.
+
+    yjs replaces such halves with U+FFFD; yrs 0.28 splits the string at a character boundary
+    instead, after which the clocks it writes no longer match its strings: the document it
+    encodes reads back differently, in yrs and in yjs (``docs/yrs-crashes.md``).
+    """
+    for clock, length, raw in strings:
+        if clock < at < clock + length:
+            offset = at - clock
+            units = 0
+            for char in raw.decode():
+                units += 2 if char > "\uffff" else 1
+                if units >= offset:
+                    if units > offset:
+                        raise InvalidUpdate("reference inside a surrogate pair")
+                    return
 
 
 def _check_json_content(data: bytes, pos: int) -> None:
@@ -636,10 +671,12 @@ def _delete_set(data: bytes, pos: int) -> tuple[dict[int, list[tuple[int, int]]]
     if count > n - pos:
         raise InvalidUpdate("more delete-set clients than the update has bytes")
     delete_set: dict[int, list[tuple[int, int]]] = {}
+    seen: set[int] = set()
     for _ in range(count):
         client, pos = _uint(data, pos)
-        if client in delete_set:
+        if client in seen:  # yjs would merge the two, yrs keep the last
             raise InvalidUpdate(f"client {client} appears twice in the delete set")
+        seen.add(client)
         ranges_count, pos = _uint(data, pos)
         if ranges_count > (n - pos) >> 1:
             raise InvalidUpdate("more delete ranges than the update has bytes")
@@ -656,5 +693,6 @@ def _delete_set(data: bytes, pos: int) -> tuple[dict[int, list[tuple[int, int]]]
             if end > MAX_CLOCK:
                 raise InvalidUpdate("clock beyond 2**31")
             ranges.append((clock, length))
-        delete_set[client] = ranges
+        if ranges:  # a client with no ranges deletes nothing (yjs skips it too)
+            delete_set[client] = ranges
     return delete_set, pos
