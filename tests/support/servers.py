@@ -87,10 +87,17 @@ def _no_signals() -> _NoSignals:
 class DaemonProcess:
     """``python -m syncd serve`` in a subprocess, for restarts and SIGKILL."""
 
-    def __init__(self, data_dir: Path, database_url: str | None, port: int | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str | None,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.data_dir = data_dir
         self.database_url = database_url
         self.port = port or free_port()
+        self.env = dict(env or {})  # extra SYNCD_* variables, e.g. SYNCD_REDIS_URL
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "daemon.log"
 
@@ -102,6 +109,7 @@ class DaemonProcess:
             env["SYNCD_DATABASE_URL"] = self.database_url
         else:
             env.pop("SYNCD_DATABASE_URL", None)
+        env.update(self.env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
