@@ -31,6 +31,7 @@ __all__ = [
     "DocumentEvent",
     "LocalBroker",
     "PresenceChanged",
+    "PresenceWanted",
     "UpdatesCommitted",
 ]
 
@@ -60,6 +61,13 @@ class PresenceChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceWanted:
+    """``node`` just subscribed to the document: the others send their clients' presence."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
 class AccessChanged:
     node: str
 
@@ -69,7 +77,7 @@ class Deleted:
     node: str
 
 
-DocumentEvent = UpdatesCommitted | PresenceChanged | AccessChanged | Deleted
+DocumentEvent = UpdatesCommitted | PresenceChanged | PresenceWanted | AccessChanged | Deleted
 
 
 class ClusterEvents(Protocol):
@@ -83,6 +91,10 @@ class ClusterEvents(Protocol):
 
     def resync(self) -> None:
         """Messages may have been lost (reconnected to Redis): check every open document."""
+
+    def watching(self, key: DocKey) -> None:
+        """The subscription to ``key`` is active: what was committed or changed before it (while
+        the document was being loaded) must be read from the store once."""
 
     def node_gone(self, node: str) -> None:
         """``node`` stopped (or stopped beating): forget its clients' presence."""

@@ -24,6 +24,7 @@ from .broker import (
     Deleted,
     DocumentEvent,
     PresenceChanged,
+    PresenceWanted,
     UpdatesCommitted,
 )
 from .commit_signal import CommitSignal
@@ -83,6 +84,8 @@ class Cluster:
                 room.remote_updates(event)
             case PresenceChanged():
                 room.remote_presence(event)
+            case PresenceWanted():
+                room.share_presence()
             case AccessChanged():
                 self._spawn(self._reread_access([key]))
 
@@ -91,6 +94,24 @@ class Cluster:
 
     def resync(self) -> None:
         self._spawn(self._resync())
+
+    def watching(self, key: DocKey) -> None:
+        # Between reading the document (and its access settings) and this subscription, an
+        # update, a revocation or a deletion on another node would otherwise be missed.
+        self._spawn(self._check(key))
+        self.broker.publish(key, PresenceWanted(self.broker.node_id))
+
+    async def _check(self, key: DocKey) -> None:
+        try:
+            room = await self.rooms.when_loaded(key)
+            if room is None:
+                return
+            committed = await self.store.seqs([key])
+            if key in committed:
+                room.catch_up(committed[key])
+            await self._reread_access([key])
+        except StoreUnavailable as exc:  # the periodic resync tries again
+            log.warning("cluster: could not check %s after subscribing: %s", key, exc)
 
     def node_gone(self, node: str) -> None:
         for room in self.rooms.loaded():

@@ -37,6 +37,7 @@ from .broker import (
     Deleted,
     DocumentEvent,
     PresenceChanged,
+    PresenceWanted,
     UpdatesCommitted,
 )
 
@@ -47,6 +48,7 @@ log = logging.getLogger("syncd.broker")
 HEARTBEAT_SECONDS = 2.0
 NODE_TIMEOUT_SECONDS = 10.0
 MAX_QUEUED = 10_000  # events waiting to be published; past it new ones are dropped
+_WANTED = "w"
 _FEED = "syncd:feed"
 _NODES = "syncd:nodes"
 _DOC_PREFIX = "syncd:doc:"
@@ -71,6 +73,8 @@ def _encode(event: DocumentEvent) -> bytes:
             body: list[Any] = [_UPDATES, node, first, last, update]
         case PresenceChanged(node, update):
             body = [_PRESENCE, node, update]
+        case PresenceWanted(node):
+            body = [_WANTED, node]
         case AccessChanged(node):
             body = [_ACCESS, node]
         case Deleted(node):
@@ -85,6 +89,8 @@ def _decode(data: bytes) -> DocumentEvent | None:
         return UpdatesCommitted(node, int(body[2]), int(body[3]), bytes(body[4]))
     if kind == _PRESENCE:
         return PresenceChanged(node, bytes(body[2]))
+    if kind == _WANTED:
+        return PresenceWanted(node)
     if kind == _ACCESS:
         return AccessChanged(node)
     if kind == _DELETED:
@@ -249,6 +255,8 @@ class RedisBroker:
                 op, channel = self._control.get_nowait()
                 if op == "subscribe" and channel in self._watched:
                     await pubsub.subscribe(channel)
+                    if self._events is not None:
+                        self._events.watching(_key_of(channel))
                 elif op == "unsubscribe" and channel not in self._watched:
                     await pubsub.unsubscribe(channel)
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)

@@ -719,6 +719,14 @@ class Room:
         if accepted:
             self._broadcast(encode_awareness(encode_awareness_update(accepted)), None)
 
+    def share_presence(self) -> None:
+        """Another node just opened the document: send it this node's clients' presence."""
+        mine = [e for cid in self._awareness_holders if (e := self.awareness.get(cid)) is not None]
+        live = [e for e in mine if not e.removed]
+        if live:
+            update = encode_awareness_update(live)
+            self._broker.publish(self.key, PresenceChanged(self._broker.node_id, update))
+
     def node_gone(self, node: str) -> None:
         """``node`` stopped: its clients' presence goes, as if they had all disconnected."""
         ids = self._remote_presence.pop(node, set())

@@ -9,6 +9,7 @@ storage was unreachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from crdt.awareness import AwarenessLimits, AwarenessStates
@@ -59,6 +60,15 @@ class Rooms:
         return list(self._rooms.values())
 
     def get_loaded(self, key: DocKey) -> Room | None:
+        return self._rooms.get(key)
+
+    async def when_loaded(self, key: DocKey) -> Room | None:
+        """The room for ``key`` once a load in flight has ended; ``None`` if it is not loaded
+        (or its load failed)."""
+        pending = self._loading.get(key)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
         return self._rooms.get(key)
 
     async def acquire(self, key: DocKey, *, create: bool) -> Room:

@@ -10,9 +10,10 @@ order, into a fresh replica, and each must continue what that replica already ho
 gap for any client). An update that did not would sit pending in yrs, and pycrdt can lose map
 entries when updates arrive out of causal order (docs/architecture.md, "Causal order").
 
-Two tests are strict ``xfail``s naming a known broker defect (presence a later node never
-learns, a revoke lost while a node loads the document): they fail for that reason only
-(``raises=TimeoutError``), and the fix turns them into passes the marker must then lose.
+Two tests guard races found while writing these: presence announced before a node loaded the
+document reaches that node's newcomers, and a revoke committed while a node loads the document
+for a connecting client still takes effect there (the node re-reads seq and access once its
+subscription is active).
 """
 
 from __future__ import annotations
@@ -356,12 +357,6 @@ async def test_a_downgrade_and_upgrade_through_node_a_take_effect_on_node_b(clus
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="broker defect: a node that loads a document later never learns the presence "
-    "its clients already announced on other nodes (presence crosses only as changes)",
-)
 async def test_a_newcomer_on_node_b_sees_presence_announced_earlier_on_node_a(cluster):
     a, b = cluster
     doc = "alice/presence-before"
@@ -377,13 +372,6 @@ async def test_a_newcomer_on_node_b_sees_presence_announced_earlier_on_node_a(cl
             await newcomer.wait_until(lambda: present.doc.client_id in newcomer.awareness, 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="broker defect: a revoke committed while node B loads the document for a "
-    "connecting client is lost there (access read before the subscription is active; the "
-    "5 s resync re-reads seqs only), so the revoked editor stays connected and writes",
-)
 async def test_a_revoke_racing_a_first_connection_on_node_b_still_takes_effect(cluster):
     a, b = cluster
     async with httpx.AsyncClient(timeout=WAIT) as http:
