@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import json
-import selectors
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.servers import SECRET, DaemonProcess, free_port
+from tests.support.redis_server import (  # noqa: F401 - fixtures
+    redis_server_fixture,
+    redis_url_fixture,
+)
+from tests.support.servers import SECRET, DaemonProcess
 
 SHARED_DATABASE = "needs a database shared by every node, and SQLite is one node's file"
 
@@ -75,49 +77,6 @@ def test_a_redis_url_that_is_not_one_is_refused_without_echoing_it(tmp_path):
     )
     assert_refused(out, "is not a Redis URL: use redis://HOST:PORT/DB", data_dir)
     assert "hunter2" not in out.stderr
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A ``redis-server`` of this test's own on a free port (never the machine's shared one)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "/usr/bin/redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready, seen = False, []
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 20
-        while not ready and time.monotonic() < deadline and sel.select(deadline - time.monotonic()):
-            line = proc.stdout.readline()
-            if not line:
-                break  # it exited
-            seen.append(line)
-            ready = "Ready to accept connections" in line
-    if not ready:
-        proc.kill()
-        pytest.fail(f"redis-server did not start: {''.join(seen)[-2000:]}")
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=20)
 
 
 def health(port: int) -> dict:
