@@ -4,7 +4,7 @@
 
 Prints (does not assert):
 - the per-message check: a flag read on the connection (the decision is cached per connection);
-- the per-connection decision: ``decide()`` alone, and ``Access.authorize`` with its metadata
+- the per-connection decision: ``decide()`` alone, and ``Authorizer.authorize`` with its metadata
   query against SQLite;
 - revocation: time from sending ``PUT …/access`` to the revoked client's socket closing (4401);
 - upgrade: time from sending ``PUT …/access`` (viewer → editor) to the first edit the upgraded
@@ -26,7 +26,7 @@ from daemon_process import percentile, running_daemon
 from syncd_client import Client
 
 from storage import DocKey, DocMeta, SqlStore
-from syncd.access import Access, decide
+from syncd.access import Authorizer, decide
 from syncd.docid import DocId
 from syncd.tokens import TokenKeys
 
@@ -53,7 +53,7 @@ async def authorize_cost() -> float:
         store = SqlStore(f"sqlite:///{tmp}/a.db")
         await store.open()
         keys = TokenKeys(secret="s" * 32)
-        access = Access(keys, store)
+        access = Authorizer(keys, store)
         await store.create(DocKey("default", "alice/canvas"))
         await store.set_access(DocKey("default", "alice/canvas"), "shared", {"bob": "editor"})
         token = keys.mint("bob")
@@ -61,7 +61,7 @@ async def authorize_cost() -> float:
         n = 500
         started = time.perf_counter()
         for _ in range(n):
-            await access.authorize(token, doc)
+            await access.authorize(access.identify(token), doc)
         await store.close()
         return (time.perf_counter() - started) / n
 
@@ -108,7 +108,8 @@ def main() -> None:
     for name, seconds in micro().items():
         print(f"| {name} | {seconds * 1e9:.0f} ns |")
     per_conn = asyncio.run(authorize_cost())
-    print(f"| Access.authorize per connection (token + SQLite query) | {per_conn * 1e6:.0f} µs |")
+    name = "Authorizer.authorize per connection (token + SQLite query)"
+    print(f"| {name} | {per_conn * 1e6:.0f} µs |")
     revoke, upgrade = asyncio.run(live_changes(args.trials))
     for name, values in (
         ("revocation: PUT → socket closed for that document", revoke),

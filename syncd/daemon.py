@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from storage import DocMeta, GroupCommit, SqlStore, Store
 
-from .access import Access, Grant, Refusal, decide
+from .access import Authorizer, Refusal, decide
 from .broker import AccessChanged, Broker, LocalBroker
 from .cluster import Cluster
 from .commit_signal import CommitSignal
@@ -48,7 +47,7 @@ class Daemon:
         self.cluster = Cluster(
             self.broker, self.rooms, self.store, self.commits, self._apply_access
         )
-        self.access = Access(self._token_keys(settings), self.store, self.rooms.get_loaded)
+        self.access = Authorizer(self._token_keys(settings), self.store, self.rooms.get_loaded)
         self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
         # One bound on every socket's send queue together (past it the biggest closes 1013).
         self.send_queues = SendQueues(
@@ -97,19 +96,6 @@ class Daemon:
         self.commits.notify()
         self.broker.committed()
 
-    def connected(self, peer: Peer, grant: Grant) -> None:
-        peer.identity = grant.identity
-        # A token is checked when a connection opens and again when it expires.
-        delay = max(0.0, grant.identity.exp - time.time())
-        peer.expiry = asyncio.get_running_loop().call_later(
-            delay, peer.close, CloseCode.UNAUTHORIZED, "token expired"
-        )
-
-    def disconnected(self, peer: Peer) -> None:
-        if peer.expiry is not None:
-            peer.expiry.cancel()
-            peer.expiry = None
-
     def socket_opened(self, socket: Peer) -> None:
         self.sockets.add(socket)
 
@@ -136,8 +122,6 @@ class Daemon:
         room.meta = meta
         doc = DocId.parse(meta.key.name)
         for peer in list(room.peers):
-            if peer.identity is None:
-                continue
             try:
                 grant = decide(peer.identity, doc, meta)
             except Refusal:

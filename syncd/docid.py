@@ -28,7 +28,8 @@ class DocId:
     def parse(cls, value: str) -> DocId:
         owner, sep, name = value.partition("/")
         if not sep:
-            raise InvalidDocId(f"document id {value!r} is not OWNER/NAME")
+            # Bounded: the value may be a whole frame's worth of a client's bytes.
+            raise InvalidDocId(f"document name {value[:200]!r} is not OWNER/NAME")
         return cls.of(owner, name)
 
     @classmethod

@@ -32,9 +32,10 @@ from storage import DocKey, FeedEvent, FeedPage, StoreUnavailable
 from .access import Refusal
 from .bearer import bearer_token
 from .daemon import Daemon
+from .http_api import http_error
 from .peer import CloseCode
+from .session import CLOSE_CODES
 from .timefmt import iso_time
-from .tokens import Identity
 
 __all__ = ["decode_cursor", "encode_cursor", "feed_http", "feed_socket"]
 
@@ -119,13 +120,6 @@ class FeedQuery:
             raise ValueError("format must be updates or changes")
 
 
-def _identify(daemon: Daemon, token: str | None) -> Identity:
-    identity = daemon.access.identify(token)  # raises Refusal(4401)
-    if not identity.privileged:
-        raise Refusal(CloseCode.FORBIDDEN, "the feed is for services and admins")
-    return identity
-
-
 async def read_page(daemon: Daemon, tenant: str, q: FeedQuery, after: int) -> FeedPage:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + q.wait
@@ -187,11 +181,9 @@ def _failing(events: list[FeedEvent]) -> dict[FeedEvent, str]:
 async def feed_http(request: Request) -> Response:
     daemon: Daemon = request.app.state.daemon
     try:
-        identity = _identify(daemon, bearer_token(request.headers, request.query_params))
+        identity = daemon.access.feed_access(bearer_token(request.headers, request.query_params))
     except Refusal as refusal:
-        status = 401 if refusal.code == CloseCode.UNAUTHORIZED else 403
-        error = "unauthorized" if status == 401 else "forbidden"
-        return JSONResponse({"error": error, "message": refusal.reason}, status_code=status)
+        return http_error(refusal).response()
     try:
         q = FeedQuery(request.query_params)
     except ValueError as exc:
@@ -216,10 +208,10 @@ async def feed_socket(ws: WebSocket) -> None:
     daemon: Daemon = ws.app.state.daemon
     await ws.accept()
     try:
-        identity = _identify(daemon, bearer_token(ws.headers, ws.query_params))
+        identity = daemon.access.feed_access(bearer_token(ws.headers, ws.query_params))
         q = FeedQuery(ws.query_params)
     except Refusal as refusal:
-        await _close(ws, refusal.code, refusal.reason)
+        await _close(ws, CLOSE_CODES[refusal.reason], refusal.message)
         return
     except ValueError as exc:
         await _close(ws, CloseCode.MALFORMED, str(exc))

@@ -7,6 +7,8 @@ API never reveals that someone else's private document exists.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pycrdt
@@ -19,9 +21,9 @@ from crdt.replay import replay
 from crdt.schemas import Canvas, Journal
 from crdt.updates import validate_update
 from crdt.yrs_guard import apply_update
-from storage import DocKey, DocMeta, DocumentDeleted, LoadedDoc, StoreUnavailable
+from storage import DocMeta, DocumentDeleted, LoadedDoc, StoreUnavailable
 
-from .access import Grant, Refusal, decide, validate_access
+from .access import Grant, Refusal, RefusalReason, parse_doc_id, validate_access
 from .bearer import bearer_token
 from .daemon import Daemon
 from .docid import DocId
@@ -32,20 +34,35 @@ from .room import RoomClosed
 from .rooms import DocumentNotFound
 from .timefmt import iso_time
 
-__all__ = ["routes"]
+__all__ = ["HttpError", "http_error", "routes"]
 
-_STATUS = {
-    CloseCode.UNAUTHORIZED: 401,
-    CloseCode.FORBIDDEN: 404,  # not visible == not there
-    CloseCode.NOT_FOUND: 404,
-    CloseCode.MALFORMED: 400,
-}
+# What an HTTP client is told for each refusal: (status, error code). The HTTP API and the feed.
+_REFUSED: Mapping[RefusalReason, tuple[int, str]] = MappingProxyType(
+    {
+        RefusalReason.BAD_DOCUMENT_ID: (400, "bad_request"),
+        RefusalReason.UNAUTHENTICATED: (401, "unauthorized"),
+        RefusalReason.NO_ACCESS: (404, "not_found"),  # not visible == not there
+        RefusalReason.DELETED: (404, "not_found"),
+        RefusalReason.NOT_PRIVILEGED: (403, "forbidden"),
+        RefusalReason.UNAVAILABLE: (503, "unavailable"),
+    }
+)
 
 
 class HttpError(Exception):
     def __init__(self, status: int, error: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
+
+    def response(self) -> JSONResponse:
+        return _error(self.status, self.error, self.message)
+
+
+def http_error(refusal: Refusal) -> HttpError:
+    """The HTTP answer to a refusal; a 404 says only "no such document", whatever the cause, so
+    that it never tells that someone else's document exists."""
+    status, error = _REFUSED[refusal.reason]
+    return HttpError(status, error, "no such document" if status == 404 else refusal.message)
 
 
 def _error(status: int, error: str, message: str) -> JSONResponse:
@@ -67,16 +84,13 @@ def meta_json(meta: DocMeta) -> dict[str, Any]:
 
 async def _authorize(request: Request) -> tuple[Daemon, DocId, Grant, DocMeta | None]:
     daemon: Daemon = request.app.state.daemon
+    access = daemon.access
     try:
-        doc = daemon.access.parse_doc(request.path_params["owner"], request.path_params["name"])
-        identity = daemon.access.identify(bearer_token(request.headers, request.query_params))
-        meta = await daemon.store.meta(DocKey(identity.tenant, str(doc)))
-        grant = decide(identity, doc, meta)
+        doc = parse_doc_id(f"{request.path_params['owner']}/{request.path_params['name']}")
+        identity = access.identify(bearer_token(request.headers, request.query_params))
+        grant, meta = await access.authorize_stored(identity, doc)
     except Refusal as refusal:
-        status = _STATUS.get(refusal.code, 403)
-        code = {401: "unauthorized", 400: "bad_request"}.get(status, "not_found")
-        message = refusal.reason if status != 404 else "no such document"
-        raise HttpError(status, code, message) from refusal
+        raise http_error(refusal) from refusal
     return daemon, doc, grant, meta
 
 
@@ -85,7 +99,7 @@ def _handled(handler):  # type: ignore[no-untyped-def]
         try:
             return await handler(request)
         except HttpError as exc:
-            return _error(exc.status, exc.error, exc.message)
+            return exc.response()
         except BodyRefused as exc:
             return exc.response()
         except StoreUnavailable as exc:
@@ -115,7 +129,10 @@ async def put_access(request: Request) -> Response:
         raise HttpError(400, "bad_request", str(exc)) from exc
     if meta is None:
         await daemon.store.create(grant.key)
-    meta = await daemon.store.set_access(grant.key, mode, grants)
+    # Stored as the enums' strings: the store knows nothing of them.
+    meta = await daemon.store.set_access(
+        grant.key, mode.value, {principal: role.value for principal, role in grants.items()}
+    )
     daemon.access_changed(meta)
     return JSONResponse(meta_json(meta))
 

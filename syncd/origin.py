@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .peer import Peer
+    from .member import Member
 
 __all__ = ["Origin", "OriginKind"]
 
@@ -29,10 +29,10 @@ class OriginKind(enum.Enum):
 class Origin:
     kind: OriginKind
     principal: str  # who is attributed: the token's ``sub``
-    peer: Peer | None = None  # the connection, for CLIENT
+    peer: Member | None = None  # the connection, for CLIENT
 
     @classmethod
-    def client(cls, peer: Peer) -> Origin:
+    def client(cls, peer: Member) -> Origin:
         return cls(OriginKind.CLIENT, peer.principal, peer)
 
     @classmethod

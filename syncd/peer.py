@@ -1,16 +1,20 @@
-"""A connected client as a room sees it: an identity and a bounded outgoing queue.
+"""A WebSocket's outgoing side: one bounded send queue per socket, its drain, the close handshake.
 
-Rooms never await a peer: they call :meth:`Peer.send`, which writes at once when the socket can
-take it (uvicorn's send completes without suspending while the client's TCP window is open).
-A send that has to wait becomes a drain task, and later messages queue behind it until the task
-has written them all; so a slow client's queue grows instead of the room waiting. At
-``max_messages`` or ``max_bytes`` the peer is closed with 1013 and its queue dropped: one slow
-reader never holds up a room or grows the server's memory. All queues together are bounded too
-(:class:`SendQueues`): past that bound the peer with the most queued bytes is closed with 1013, so
-many slow readers at once cannot exhaust memory either. Idle peers own no task at all.
+Rooms never await a socket: their members (``syncd/member.py``) send through the socket's
+:class:`Peer`, whose :meth:`Peer.send` writes at once when the socket can take it (uvicorn's send
+completes without suspending while the client's TCP window is open). A send that has to wait
+becomes a drain task, and later messages queue behind it until the task has written them all; so
+a slow client's queue grows instead of the room waiting. At ``max_messages`` or ``max_bytes`` the
+peer is closed with 1013 and its queue dropped: one slow reader never holds up a room or grows the
+server's memory. All queues together are bounded too (:class:`SendQueues`): past that bound the
+peer with the most queued bytes is closed with 1013, so many slow readers at once cannot exhaust
+memory either. Idle peers own no task at all.
 
 A close that is not delivered in time (the client does not read) aborts the TCP connection, so
 the socket and its buffers are released at once rather than when the client goes away.
+
+A peer knows nothing of documents or identities: a ``/v1/sync`` socket carries many documents,
+each its own member with its own grant, through one peer.
 """
 
 from __future__ import annotations
@@ -20,10 +24,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .tokens import Identity
+from typing import Any
 
 __all__ = ["CloseCode", "Peer", "PeerState", "SendQueues"]
 
@@ -112,17 +113,12 @@ class Peer:
         "_queued_bytes",
         "_queues",
         "_send",
-        "awareness_ids",
         "close_code",
         "close_reason",
-        "expiry",
         "id",
-        "identity",
         "max_bytes",
         "max_messages",
         "on_sent",
-        "principal",
-        "readonly",
         "state",
     )
 
@@ -132,8 +128,6 @@ class Peer:
         send: SendBytes,
         close: CloseSocket,
         *,
-        principal: str = "anonymous",
-        readonly: bool = False,
         max_messages: int = 4096,
         max_bytes: int = 32 * 1024 * 1024,
         abort: AbortSocket | None = None,
@@ -142,8 +136,6 @@ class Peer:
         """``abort`` drops the TCP connection at once (when a close is not delivered in time);
         ``queues`` is the bound shared by every peer's queue."""
         self.id = peer_id
-        self.principal = principal
-        self.readonly = readonly
         self._send = send
         self._close_socket = close
         self._abort = abort
@@ -158,13 +150,10 @@ class Peer:
         self.state = PeerState.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
-        self.awareness_ids: set[int] = set()  # awareness client ids this connection announced
         self.on_sent: Callable[[int], None] | None = None
-        self.identity: Identity | None = None
-        self.expiry: asyncio.TimerHandle | None = None  # closes the peer when its token expires
 
     def __repr__(self) -> str:
-        return f"<Peer {self.id} {self.principal} {self.state.value}>"
+        return f"<Peer {self.id} {self.state.value}>"
 
     @property
     def queued(self) -> int:

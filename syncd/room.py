@@ -54,8 +54,9 @@ from storage import (
 )
 
 from .broker import Broker, LocalBroker, PresenceChanged, UpdatesCommitted
+from .member import Member
 from .origin import Origin
-from .peer import CloseCode, Peer, PeerState
+from .peer import CloseCode, PeerState
 from .seq_ranges import SeqRanges
 
 __all__ = ["Room", "RoomClosed", "RoomState", "UpdateRejected"]
@@ -118,7 +119,7 @@ class _Incoming:
     done: asyncio.Future[int] | None = None  # resolved with the seq once stored
 
     @property
-    def peer(self) -> Peer | None:
+    def peer(self) -> Member | None:
         """The connection that sent it (None: HTTP, a service, a restore)."""
         return self.origin.peer
 
@@ -138,10 +139,10 @@ class Room:
     ) -> None:
         self.key = key
         self.doc = pycrdt.Doc()
-        self.peers: set[Peer] = set()
+        self.peers: set[Member] = set()
         self.awareness = awareness if awareness is not None else AwarenessStates()
         self.meta: DocMeta | None = None  # access settings, cached for joining peers
-        self._awareness_holders: dict[int, Peer] = {}
+        self._awareness_holders: dict[int, Member] = {}
         self.state = RoomState.OPEN
         self.snapshot_seq = 0
         self._broker: Broker = broker if broker is not None else LocalBroker()
@@ -277,7 +278,7 @@ class Room:
 
     # -- peers -----------------------------------------------------------------------------
 
-    async def join(self, peer: Peer) -> None:
+    async def join(self, peer: Member) -> None:
         """Add a peer and greet it as the y-websocket server does: our step 1, then presence.
 
         Raises:
@@ -292,7 +293,7 @@ class Room:
         if live:
             peer.send(encode_awareness(encode_awareness_update(live)))
 
-    def leave(self, peer: Peer) -> None:
+    def leave(self, peer: Member) -> None:
         if peer not in self.peers:
             return
         self.peers.discard(peer)
@@ -321,7 +322,7 @@ class Room:
             raise ProtocolError("invalid state vector") from exc
         return encode_sync(SyncStep.STEP2, update)
 
-    def awareness_from(self, peer: Peer, update: bytes) -> bytes | None:
+    def awareness_from(self, peer: Member, update: bytes) -> bytes | None:
         """Apply a peer's presence update and relay what changed.
 
         Stock clients echo every awareness change they receive back to the server, other
@@ -414,7 +415,7 @@ class Room:
         ]
         return encode_awareness(encode_awareness_update(echo)) if echo else None
 
-    def regrant(self, peer: Peer, readonly: bool) -> None:
+    def regrant(self, peer: Member, readonly: bool) -> None:
         """Apply a changed role to a live peer (DESIGN.md §1.4).
 
         An upgraded viewer gets a sync step 1: it answers with everything we lack from it,
@@ -429,7 +430,7 @@ class Room:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _ask_for_edits(self, peer: Peer) -> None:
+    async def _ask_for_edits(self, peer: Member) -> None:
         try:
             await self.readable()
         except RoomClosed:
@@ -541,7 +542,7 @@ class Room:
         damaged, is rebuilt from the store plus the updates of this batch taken so far.
         """
         taken: list[_Incoming] = []
-        rejected: set[Peer] = set()
+        rejected: set[Member] = set()
         for i in batch:
             if i.peer is not None and i.peer in rejected:
                 self._settle(i, UpdateRejected("an earlier update of this connection was rejected"))
@@ -597,7 +598,7 @@ class Room:
             peer.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry later")
         self._start_reload()
 
-    def _drop_pending_of(self, senders: set[Peer], exc: Exception) -> None:
+    def _drop_pending_of(self, senders: set[Member], exc: Exception) -> None:
         dropped = [i for i in self._pending if i.peer in senders]
         if not dropped:
             return
@@ -665,7 +666,7 @@ class Room:
                 self._broker.publish(
                     self.key, UpdatesCommitted(self._broker.node_id, seq, seq, i.data)
                 )
-        writers: dict[Peer, list[bytes]] = {}
+        writers: dict[Member, list[bytes]] = {}
         for i in batch:
             if i.peer is not None:
                 writers.setdefault(i.peer, []).append(i.data)
@@ -682,7 +683,7 @@ class Room:
                 for message in _update_messages(others):
                     peer.send(message)
 
-    def _broadcast(self, message: bytes, exclude: Peer | None) -> None:
+    def _broadcast(self, message: bytes, exclude: Member | None) -> None:
         for peer in tuple(self.peers):
             if peer is not exclude:
                 peer.send(message)
@@ -734,7 +735,7 @@ class Room:
         if gone:
             self._broadcast(encode_awareness(encode_awareness_update(gone)), None)
 
-    def _presence_changed(self, entries: list[AwarenessEntry], exclude: Peer | None) -> None:
+    def _presence_changed(self, entries: list[AwarenessEntry], exclude: Member | None) -> None:
         """Relay local presence changes to this node's other peers and to the other nodes."""
         update = encode_awareness_update(entries)
         self._broadcast(encode_awareness(update), exclude)
@@ -822,7 +823,7 @@ class Room:
         while self._flush_task is not None:
             await asyncio.shield(self._flush_task)
 
-    def close(self, code: int, reason: str) -> list[Peer]:
+    def close(self, code: int, reason: str) -> list[Member]:
         """Close the room and its peers; returns the peers (to await their close frames)."""
         self.state = RoomState.CLOSED
         self._close_code = code

@@ -16,8 +16,9 @@ from crdt.awareness import AwarenessLimits, AwarenessStates
 from storage import DocKey, DocumentDeleted, GroupCommit, Store, StoreUnavailable
 
 from .broker import Broker, Deleted, LocalBroker
+from .member import Member
 from .metrics import Metrics
-from .peer import CloseCode, Peer
+from .peer import CloseCode
 from .room import Room, RoomState
 from .settings import Settings
 
@@ -203,7 +204,7 @@ class Rooms:
             if pending is not None:  # a load in flight ends first; its room closes below
                 await asyncio.gather(pending, return_exceptions=True)
             room = self._rooms.get(key)
-            peers: list[Peer] = []
+            peers: list[Member] = []
             if room is not None:
                 peers = room.close(CloseCode.NOT_FOUND, "document deleted")
                 self._forget(room)

@@ -8,6 +8,7 @@ or an HS256 token signed with a public key are refused.
 
 from __future__ import annotations
 
+import enum
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,13 +22,27 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "Identity",
     "InvalidToken",
+    "Role",
     "TokenKeys",
     "WeakSecret",
     "check_secret",
     "load_or_create_secret",
 ]
 
-ROLES = ("user", "service", "admin")
+
+class Role(enum.StrEnum):
+    """A principal's role in its tenant, the token's ``role`` claim (DESIGN.md §1.2).
+
+    A ``str`` enum: it is the claim's own string in tokens, JSON and logs."""
+
+    USER = "user"
+    SERVICE = "service"  # reads and writes every document of the tenant, as itself
+    ADMIN = "admin"  # as a service, and manages every document (access, deletion)
+
+    @property
+    def privileged(self) -> bool:
+        return self is not Role.USER
+
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits). A shorter
 # secret can be brute-forced offline from any one token a client shows around.
@@ -59,13 +74,13 @@ class InvalidToken(Exception):
 class Identity:
     sub: str
     tenant: str
-    role: str
+    role: Role
     exp: float
 
     @property
     def privileged(self) -> bool:
         """Services and admins read every document of their tenant."""
-        return self.role in ("service", "admin")
+        return self.role.privileged
 
 
 class TokenKeys:
@@ -102,25 +117,42 @@ class TokenKeys:
             raise InvalidToken(f"invalid token: {exc}") from exc
         sub = claims["sub"]
         tenant = claims.get("tenant", "default")
-        role = claims.get("role", "user")
+        role = _role(claims.get("role", "user"))
         if not isinstance(sub, str) or not is_principal(sub):
             raise InvalidToken("invalid token: bad sub")
         if not isinstance(tenant, str) or not is_principal(tenant):
             raise InvalidToken("invalid token: bad tenant")
-        if role not in ROLES:
-            raise InvalidToken(f"invalid token: unknown role {role!r}")
+        if role is None:
+            raise InvalidToken(f"invalid token: unknown role {claims['role']!r}")
         return Identity(sub, tenant, role, float(claims["exp"]))
 
     def mint(
-        self, sub: str, *, tenant: str = "default", role: str = "user", ttl: float = 3600
+        self, sub: str, *, tenant: str = "default", role: Role | str = Role.USER, ttl: float = 3600
     ) -> str:
         if self._secret is None:
             raise ValueError("this daemon only verifies tokens (public key configured)")
-        if not is_principal(sub) or not is_principal(tenant) or role not in ROLES:
+        known = _role(role)
+        if not is_principal(sub) or not is_principal(tenant) or known is None:
             raise ValueError("invalid sub, tenant or role")
         now = int(time.time())
-        claims = {"sub": sub, "tenant": tenant, "role": role, "iat": now, "exp": now + int(ttl)}
+        claims = {
+            "sub": sub,
+            "tenant": tenant,
+            "role": known.value,
+            "iat": now,
+            "exp": now + int(ttl),
+        }
         return jwt.encode(claims, self._secret, algorithm="HS256")
+
+
+def _role(value: object) -> Role | None:
+    """The role a claim names; ``None`` for anything else (another string, a number, a list)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return Role(value)
+    except ValueError:
+        return None
 
 
 def load_or_create_secret(data_dir: Path) -> tuple[str, bool]:

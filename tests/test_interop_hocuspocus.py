@@ -15,7 +15,7 @@ import pytest
 
 from crdt.updates import decode_state_vector
 from storage import DocKey
-from syncd.sync_socket import DocPeer
+from syncd.sync_socket import DocumentMember
 from tests.support.nodeclient import NODE_WAIT_MS, NodeProcess, require_node
 from tests.support.servers import RunningDaemon
 from tests.support.storegate import gated_commits
@@ -82,7 +82,7 @@ async def test_stock_provider_syncs_three_documents_over_one_socket(any_daemon, 
             assert ready["docs"][PRIVATE]["auth"] == {"denied": "no access to this document"}
             # One socket on the server, a peer per open document on it.
             rooms = any_daemon.daemon.rooms.loaded()
-            peers = [p for r in rooms for p in r.peers if isinstance(p, DocPeer)]
+            peers = [p for r in rooms for p in r.peers if isinstance(p, DocumentMember)]
             assert sorted(p.address for p in peers) == sorted([OWN, VIEWED])
             assert len({p.socket for p in peers}) == 1
 
