@@ -32,10 +32,7 @@ import pycrdt
 from crdt.awareness import (
     AwarenessEntry,
     AwarenessStates,
-    StateTooLarge,
-    decode_awareness,
     encode_awareness_update,
-    stamp,
 )
 from crdt.contains import Knowledge, contains_update
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
@@ -57,6 +54,7 @@ from .broker import Broker, LocalBroker, PresenceChanged, UpdatesCommitted
 from .member import Member
 from .origin import Origin
 from .peer import CloseCode, PeerState
+from .presence import Presence
 from .seq_ranges import SeqRanges
 
 __all__ = ["Room", "RoomClosed", "RoomState", "UpdateRejected"]
@@ -140,9 +138,8 @@ class Room:
         self.key = key
         self.doc = pycrdt.Doc()
         self.peers: set[Member] = set()
-        self.awareness = awareness if awareness is not None else AwarenessStates()
+        self.presence = Presence(key, awareness if awareness is not None else AwarenessStates())
         self.meta: DocMeta | None = None  # access settings, cached for joining peers
-        self._awareness_holders: dict[int, Member] = {}
         self.state = RoomState.OPEN
         self.snapshot_seq = 0
         self._broker: Broker = broker if broker is not None else LocalBroker()
@@ -153,7 +150,6 @@ class Room:
         self._gap_timer: asyncio.TimerHandle | None = None
         self._fill_now = False
         self._remote: list[UpdatesCommitted] = []  # received, not yet applied
-        self._remote_presence: dict[str, set[int]] = {}  # node -> its clients' awareness ids
         self._commit = commit
         self._pending: list[_Incoming] = []
         self._pending_bytes = 0
@@ -178,6 +174,11 @@ class Room:
         # Derived from the replica, cached until it changes (see _changed).
         self._full_update: bytes | None = None
         self._knowledge: Knowledge | None = None
+
+    @property
+    def awareness(self) -> AwarenessStates:
+        """The presence states (with their bounds) of the document."""
+        return self.presence.states
 
     @property
     def seq(self) -> int:
@@ -289,18 +290,15 @@ class Room:
             return
         self.peers.add(peer)
         peer.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
-        live = self.awareness.live()
-        if live:
-            peer.send(encode_awareness(encode_awareness_update(live)))
+        greeting = self.presence.greeting()
+        if greeting is not None:
+            peer.send(greeting)
 
     def leave(self, peer: Member) -> None:
         if peer not in self.peers:
             return
         self.peers.discard(peer)
-        for cid in peer.awareness_ids:
-            if self._awareness_holders.get(cid) is peer:
-                del self._awareness_holders[cid]
-        gone = self.awareness.remove(peer.awareness_ids)
+        gone = self.presence.member_left(peer)
         if gone:
             self._presence_changed(gone, None)
 
@@ -323,97 +321,16 @@ class Room:
         return encode_sync(SyncStep.STEP2, update)
 
     def awareness_from(self, peer: Member, update: bytes) -> bytes | None:
-        """Apply a peer's presence update and relay what changed.
-
-        Stock clients echo every awareness change they receive back to the server, other
-        clients' states included, with the clock unchanged; so stale entries are skipped before
-        anything else (they are never stored or relayed, so they need no parsing). Every other
-        state is parsed as a stock client's ``JSON.parse`` would read it and written out again
-        with ``principal`` set from the token (``crdt.awareness.stamp``): what others see can
-        neither be forged nor break their ``applyAwarenessUpdate``. A client id belongs to the
-        connection whose newer, non-null state first claimed it; a connection of the same
-        principal may take it over (a client that reconnected before we noticed its old socket
-        died), one of another principal may not touch it at all. The document's presence bounds
-        (``self.awareness.limits``) are checked before anything changes, so a refused message
-        changes nothing, and the per-connection one before any state is parsed.
-
-        Returns:
-            The echo ``/v1/sync`` sends back to the sender, as Hocuspocus does (a stock provider
-            that hears nothing for 30 s drops its socket): for each client id of the update,
-            what the room now holds for it, or the sender's state as validated and stamped when
-            the room holds nothing (its presence was full); ``None`` for an empty update. So the
-            echo never carries what the server did not parse and re-serialise; and a
-            reconnected provider whose stale state meets the server's removal of it hears that
-            removal, which makes it announce itself again with a newer clock.
+        """Apply a peer's presence update, relay what changed, return the echo for /v1/sync
+        (see :meth:`Presence.from_member`).
 
         Raises:
-            ProtocolError: a malformed update or state, or more client ids on this connection
-                than ``max_ids_per_connection`` (4400). A state over ``max_state_bytes``
-                closes the peer here, with 4413, and returns ``None``.
+            ProtocolError: a malformed update or state, or too many client ids (4400).
         """
-        limits = self.awareness.limits
-        decoded = decode_awareness(update)
-        # Only the entry that wins for each id counts (y-protocols applies them in order: the
-        # highest clock, a removal at equal clocks), so a message repeating one id with rising
-        # clocks costs one parse, not thousands.
-        latest: dict[int, AwarenessEntry] = {}
-        for e in decoded:
-            prev = latest.get(e.client_id)
-            if prev is None or (e.clock, e.removed) > (prev.clock, prev.removed):
-                latest[e.client_id] = e
-
-        def may_announce(client_id: int) -> bool:
-            holder = self._awareness_holders.get(client_id)
-            return (
-                holder is None
-                or holder is peer
-                or holder not in self.peers
-                or holder.principal == peer.principal
-            )
-
-        owned = [
-            e for e in latest.values() if self.awareness.accepts(e) and may_announce(e.client_id)
-        ]
-        # Before parsing anything: at most max_ids_per_connection states are parsed per message.
-        claimed = {e.client_id for e in owned if not e.removed} - peer.awareness_ids
-        if len(peer.awareness_ids) + len(claimed) > limits.max_ids_per_connection:
-            raise ProtocolError(
-                f"awareness for more than {limits.max_ids_per_connection} client ids "
-                "on one connection"
-            )
-        try:
-            owned = [stamp(e, peer.principal, max_bytes=limits.max_state_bytes) for e in owned]
-        except StateTooLarge as exc:
-            log.info("doc %s: peer %s: %s; closing 4413", self.key, peer.id, exc)
-            peer.close(CloseCode.TOO_LARGE, str(exc))
-            return None
-        for e in owned:
-            if e.removed:
-                continue
-            holder = self._awareness_holders.get(e.client_id)
-            if holder is not None and holder is not peer:  # a reconnected client takes it over
-                holder.awareness_ids.discard(e.client_id)
-            self._awareness_holders[e.client_id] = peer
-            peer.awareness_ids.add(e.client_id)
-        refused_before = self.awareness.refused
-        accepted = self.awareness.apply(owned)
-        if self.awareness.refused and not refused_before:  # once per loaded document
-            log.warning(
-                "doc %s: presence is full (%d clients, %d bytes): new states are dropped "
-                "(counted in syncd_awareness_refused)",
-                self.key,
-                len(self.awareness),
-                self.awareness.live_bytes,
-            )
+        accepted, echo = self.presence.from_member(peer, self.peers, update)
         if accepted:
             self._presence_changed(accepted, peer)
-        validated = {e.client_id: e for e in owned}
-        echo = [
-            self.awareness.get(cid) or validated[cid]
-            for cid in dict.fromkeys(e.client_id for e in decoded)
-            if self.awareness.get(cid) is not None or cid in validated
-        ]
-        return encode_awareness(encode_awareness_update(echo)) if echo else None
+        return echo
 
     def regrant(self, peer: Member, readonly: bool) -> None:
         """Apply a changed role to a live peer (DESIGN.md §1.4).
@@ -439,8 +356,7 @@ class Room:
             peer.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
 
     def awareness_message(self) -> bytes | None:
-        live = self.awareness.live()
-        return encode_awareness(encode_awareness_update(live)) if live else None
+        return self.presence.greeting()
 
     async def ingest(
         self, origin: Origin, update: bytes, *, ack: bool = False
@@ -709,29 +625,20 @@ class Room:
         self._kick()
 
     def remote_presence(self, event: PresenceChanged) -> None:
-        entries = decode_awareness(event.update)  # validated and stamped by the sender's node
-        ids = self._remote_presence.setdefault(event.node, set())
-        accepted = self.awareness.apply(entries)
-        for e in accepted:
-            if e.removed:
-                ids.discard(e.client_id)
-            else:
-                ids.add(e.client_id)
+        accepted = self.presence.from_node(event.node, event.update)
         if accepted:
             self._broadcast(encode_awareness(encode_awareness_update(accepted)), None)
 
     def share_presence(self) -> None:
         """Another node just opened the document: send it this node's clients' presence."""
-        mine = [e for cid in self._awareness_holders if (e := self.awareness.get(cid)) is not None]
-        live = [e for e in mine if not e.removed]
+        live = self.presence.of_members()
         if live:
             update = encode_awareness_update(live)
             self._broker.publish(self.key, PresenceChanged(self._broker.node_id, update))
 
     def node_gone(self, node: str) -> None:
         """``node`` stopped: its clients' presence goes, as if they had all disconnected."""
-        ids = self._remote_presence.pop(node, set())
-        gone = self.awareness.remove(ids)
+        gone = self.presence.node_gone(node)
         if gone:
             self._broadcast(encode_awareness(encode_awareness_update(gone)), None)
 
