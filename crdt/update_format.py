@@ -32,25 +32,31 @@ number of Any/JSON values, a Deleted's len, 1 for everything else.
 Refused, beyond bytes that do not decode (truncated or overlong varints, counts and lengths the
 remaining bytes cannot hold, unknown refs, invalid UTF-8, trailing bytes):
 
-- **Length 0** items, GCs, Skips and delete ranges: yrs panics on them (``docs/yrs-crashes.md``).
+- **Length 0**: items of length 0 (yrs panics when they are all a block holds at the client's
+  next clock; no writer means to make them), GCs, Skips and delete ranges of length 0, client
+  blocks without structs (the same panic).
 - **Nesting** of Any values and JSON beyond :data:`MAX_DEPTH`, and of shared types within one
   update beyond :data:`MAX_TYPE_DEPTH`: yrs recurses per level and overflows its stack.
 - **What yrs reads differently from yjs**, so that the document a browser sees and the one the
-  server stores would part ways: ``ContentJSON`` (yrs 0.27 reads one string more than the count
-  says; yjs has not written it since 13.0), ``Y.XmlHook`` (yrs does not read its name), type
-  refs beyond 6, GC/Skip infos with flag bits, parent infos other than 0/1, clients repeated in
-  the structs or in the delete set (yjs merges them, yrs keeps only the last), delete ranges out
-  of order or overlapping (yrs assumes them sorted).
+  server stores would part ways: ``ContentJSON`` (yrs 0.28 reads one string more than the count
+  says; yjs has not written it since 13.0), ``Y.XmlHook`` (yrs does not read its name), content
+  refs with bit 0x10 (yrs ignores it), type refs beyond 6, GC/Skip infos with flag bits, parent
+  infos other than 0/1, a client repeated in the structs (yjs keeps its last block, yrs all) or
+  in the delete set (yjs merges, yrs keeps the last), delete ranges out of order or overlapping
+  (yrs assumes them sorted).
 - **Numbers yrs or JavaScript cannot hold**: clocks and clock + length beyond ``2**31 - 1`` (yrs
   keeps clocks as ``u32`` and panics past ``2**31``; the JavaScript bound of ``2**53`` is looser),
   client ids and Any integers beyond ``2**53 - 1``, JSON with NaN/Infinity, numbers that
   overflow a double, or unpaired surrogates (``serde_json`` refuses those).
 - **Impossible references** within one client's structs: an origin, right origin or parent
   with the item's own client and a clock not before the item's; a Format item under a map key
-  (formats belong in text; yrs panics computing that map's events).
+  (formats belong in text; yrs panics computing that map's events); an origin, right origin or
+  deleted range that splits a surrogate pair of a string in the same update (yrs then writes
+  clocks that do not match its strings).
 
-What needs the document (does the parent exist, is the origin there) is left to yrs, which
-answers those with a plain ``ValueError`` or keeps the struct pending.
+What needs the document (does the parent exist, is the origin there, is it a map entry or in
+the middle of a surrogate pair) is left to yrs and the daemon's guard around it
+(``crdt/yrs_guard.py``); ``docs/yrs-crashes.md`` lists what remains.
 
 Example::
 
@@ -89,7 +95,7 @@ MAX_DEPTH = 32
 
 # Shared types nest more: rich text is a tree of XML elements (a list item in a list in a
 # quote...). Our schemas nest 3 deep; 32 levels of indented lists in ProseMirror are 64 or so.
-# yrs walks types recursively too (``to_json`` crashes somewhere past a few thousand levels).
+# yrs walks types recursively too (``to_json`` overflows an 8 MiB stack near 16,000 levels).
 # Only chains within one update can be measured without the document.
 MAX_TYPE_DEPTH = 128
 
@@ -347,9 +353,26 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# JSON that needs no parser: what most formats and embeds are (``true``, ``null``, a colour,
+# ``{"href": "..."}``). Integers of up to 15 digits are exact doubles; strings hold no escape
+# or control character (their UTF-8 was checked when read). Scalars have depth 0, flat objects
+# and arrays of them depth 1.
+_JSON_SCALAR = rb'(?:true|false|null|-?(?:0|[1-9][0-9]{0,14})|"[^"\\\x00-\x1f]*")'
+_JSON_STRING = rb'"[^"\\\x00-\x1f]*"'
+_SIMPLE_JSON = re.compile(_JSON_SCALAR + rb"\Z")
+_FLAT_JSON = re.compile(
+    rb"(?:\{(?:%s:%s(?:,%s:%s)*)?\}|\[(?:%s(?:,%s)*)?\])\Z"
+    % (_JSON_STRING, _JSON_SCALAR, _JSON_STRING, _JSON_SCALAR, _JSON_SCALAR, _JSON_SCALAR)
+)
+
+
 def _json(data: bytes, pos: int) -> tuple[int, int]:
     """Check a varString of JSON (Embed, Format, JSON content); return (pos, its depth)."""
     raw, pos = _raw_string(data, pos)
+    if _SIMPLE_JSON.match(raw):
+        return pos, 0
+    if _FLAT_JSON.match(raw):
+        return pos, 1
     text = raw.decode()
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
@@ -359,9 +382,7 @@ def _json(data: bytes, pos: int) -> tuple[int, int]:
         raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}") from None
     except ValueError:  # JSONDecodeError, and ints past Python's digit limit
         raise InvalidUpdate("content is not JSON") from None
-    # A cheap bound first: fewer brackets than MAX_DEPTH cannot nest deeper.
-    brackets = raw.count(b"[") + raw.count(b"{")
-    depth = _json_depth(value) if brackets else 0
+    depth = _json_depth(value) if b"[" in raw or b"{" in raw else 0  # else a scalar
     if depth > MAX_DEPTH:
         raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}")
     if b"\\u" in raw:
@@ -631,23 +652,27 @@ def _decode(data: bytes) -> UpdateShape:
 
 
 def _check_split(strings: list[tuple[int, int, bytes]], at: int) -> None:
-    """Refuse a split of one of ``strings`` (clock, length, UTF-8) at clock ``at`` that falls
-    between the two halves of a surrogate pair.
+    """Refuse a split at clock ``at`` of one of ``strings`` ((clock, length, UTF-8), in clock
+    order) that falls between the two halves of a surrogate pair.
 
     yjs replaces such halves with U+FFFD; yrs 0.28 splits the string at a character boundary
     instead, after which the clocks it writes no longer match its strings: the document it
     encodes reads back differently, in yrs and in yjs (``docs/yrs-crashes.md``).
     """
-    for clock, length, raw in strings:
-        if clock < at < clock + length:
-            offset = at - clock
-            units = 0
-            for char in raw.decode():
-                units += 2 if char > "\uffff" else 1
-                if units >= offset:
-                    if units > offset:
-                        raise InvalidUpdate("reference inside a surrogate pair")
-                    return
+    i = bisect_right(strings, (at,)) - 1  # the last string starting before ``at``
+    if i < 0:
+        return
+    clock, length, raw = strings[i]
+    if not clock < at < clock + length:
+        return
+    offset = at - clock
+    units = 0
+    for char in raw.decode():
+        units += 2 if char > "\uffff" else 1
+        if units >= offset:
+            if units > offset:
+                raise InvalidUpdate("reference inside a surrogate pair")
+            return
 
 
 def _check_json_content(data: bytes, pos: int) -> None:
@@ -683,14 +708,20 @@ def _delete_set(data: bytes, pos: int) -> tuple[dict[int, list[tuple[int, int]]]
         ranges = []
         end = 0
         for _ in range(ranges_count):
-            clock, pos = _clock(data, pos)
-            length, pos = _clock(data, pos)
+            clock = data[pos]
+            pos += 1
+            if clock >= 0x80:
+                clock, pos = _uint_tail(data, pos, clock)
+            length = data[pos]
+            pos += 1
+            if length >= 0x80:
+                length, pos = _uint_tail(data, pos, length)
             if length == 0:
                 raise InvalidUpdate("delete range of length 0")
             if clock < end:
                 raise InvalidUpdate("delete ranges out of order or overlapping")
             end = clock + length
-            if end > MAX_CLOCK:
+            if end > MAX_CLOCK:  # clock and length are below 2**53: this bounds both
                 raise InvalidUpdate("clock beyond 2**31")
             ranges.append((clock, length))
         if ranges:  # a client with no ranges deletes nothing (yjs skips it too)

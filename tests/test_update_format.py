@@ -12,6 +12,7 @@ process.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import time
 
@@ -329,6 +330,31 @@ def test_good_json_passes():
         decode_update(one(item(6, vs("k") + vs(good))))
 
 
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values, st.sampled_from([(",", ":"), (", ", ": ")]), st.booleans())
+def test_json_content_is_read_at_its_depth(value, separators, ascii_only):
+    text = json.dumps(value, separators=separators, ensure_ascii=ascii_only)
+    assert decode_update(one(item(5, vs(text)))).max_depth == _depth(value)
+
+
 HUGE = vu(2**40)
 
 
@@ -482,6 +508,9 @@ def test_references_inside_a_surrogate_pair_are_refused():
         decode_update(update([(1, 0, [moon, fine])]))
     rejected(update([(1, 0, [moon, item_after(4, vs("x"), (1, 1))])]), "surrogate pair")
     rejected(update([(1, 0, [moon, left_of(2)])]), "surrogate pair")
+    two = [moon, item_after(4, vs("🌙c"), (1, 3))]  # clocks 4-5 the second moon, 6 "c"
+    decode_update(update([(1, 0, [*two, item_after(4, vs("x"), (1, 5))])]))
+    rejected(update([(1, 0, [*two, item_after(4, vs("x"), (1, 4))])]), "surrogate pair")
     decode_update(update([(1, 0, [moon])], [(1, [(1, 2)])]))  # the whole moon
     rejected(update([(1, 0, [moon])], [(1, [(2, 2)])]), "surrogate pair")
     rejected(update([(1, 0, [moon])], [(1, [(0, 2)])]), "surrogate pair")
