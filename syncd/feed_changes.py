@@ -16,7 +16,7 @@ from typing import Any
 
 from crdt.changes import ChangeDecoder
 from crdt.protocol import ProtocolError
-from crdt.updates import validate_update
+from crdt.replay import check_stored
 from crdt.yrs_guard import YrsFailure, guarded
 from storage import DocKey, FeedEvent, Store
 
@@ -61,7 +61,7 @@ class ChangeStreams:
                     continue
             try:
                 # Stored before the strict decoder existed, an update could still crash yrs.
-                validate_update(event.data)
+                check_stored(event.data)
                 changes = guarded(decoder.apply, event.data, principal=event.principal)
             except (ProtocolError, YrsFailure) as exc:
                 log.error("doc %s: cannot decode the changes of seq %d: %s", key, event.seq, exc)
