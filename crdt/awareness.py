@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .protocol import Decoder, ProtocolError, write_var_string, write_var_uint
+from .update_format import json_depth
 
 __all__ = [
     "MAX_SAFE_INTEGER",
@@ -168,23 +169,6 @@ def _finite_int(text: str) -> int:
     return value
 
 
-def _depth_at_most(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests no more than ``limit`` containers (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return False
-        stack.extend((child, depth + 1) for child in children)
-    return True
-
-
 def parse_state(text: str, *, max_bytes: int = DEFAULT_MAX_STATE_BYTES) -> dict | None:
     """Parse an awareness state as a stock client's ``JSON.parse`` would read it.
 
@@ -219,7 +203,7 @@ def parse_state(text: str, *, max_bytes: int = DEFAULT_MAX_STATE_BYTES) -> dict 
         return None
     if not isinstance(state, dict):
         raise ProtocolError(f"awareness state is a JSON {type(state).__name__}, not an object")
-    if not _depth_at_most(state, MAX_STATE_DEPTH):
+    if json_depth(state, MAX_STATE_DEPTH) > MAX_STATE_DEPTH:
         raise ProtocolError(f"awareness state nested deeper than {MAX_STATE_DEPTH}")
     return state
 

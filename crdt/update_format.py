@@ -382,7 +382,7 @@ def _json(data: bytes, pos: int) -> tuple[int, int]:
         raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}") from None
     except ValueError:  # JSONDecodeError, and ints past Python's digit limit
         raise InvalidUpdate("content is not JSON") from None
-    depth = _json_depth(value) if b"[" in raw or b"{" in raw else 0  # else a scalar
+    depth = json_depth(value) if b"[" in raw or b"{" in raw else 0  # else a scalar
     if depth > MAX_DEPTH:
         raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}")
     if b"\\u" in raw:
@@ -393,7 +393,10 @@ def _json(data: bytes, pos: int) -> tuple[int, int]:
     return pos, depth
 
 
-def _json_depth(value: object) -> int:
+def json_depth(value: object, limit: int = MAX_DEPTH) -> int:
+    """How many containers (lists, dicts) ``value`` nests, counted without recursion; stops
+    once past ``limit`` (the result is then only known to exceed it). Also used for awareness
+    states (``crdt.awareness``)."""
     deepest = 0
     stack = [(value, 1)]
     while stack:
@@ -406,7 +409,7 @@ def _json_depth(value: object) -> int:
             continue
         if level > deepest:
             deepest = level
-            if deepest > MAX_DEPTH:
+            if deepest > limit:
                 return deepest
         stack.extend((child, level + 1) for child in children)
     return deepest
