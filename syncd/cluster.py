@@ -99,13 +99,15 @@ class Cluster:
         # Between reading the document (and its access settings) and this subscription, an
         # update, a revocation or a deletion on another node would otherwise be missed.
         self._spawn(self._check(key))
-        self.broker.publish(key, PresenceWanted(self.broker.node_id))
 
     async def _check(self, key: DocKey) -> None:
         try:
             room = await self.rooms.when_loaded(key)
             if room is None:
                 return
+            # Asked only now that the room is loaded: the answers would be dropped by a
+            # document still loading (there is no room to hold them yet).
+            self.broker.publish(key, PresenceWanted(self.broker.node_id))
             committed = await self.store.seqs([key])
             if key in committed:
                 room.catch_up(committed[key])
