@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -14,7 +16,10 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
+    select,
     text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,6 +46,9 @@ documents = Table(
     # The highest feed position removed from the log by retention: a feed subscriber whose
     # cursor is below it missed updates of this document and gets a reset instead.
     Column("pruned_pos", BigInteger, nullable=False, default=0),
+    # A random id made when the document is created and made anew whenever its history is
+    # rewritten (purge): a client holding state of another epoch must not merge it (§1.10).
+    Column("epoch", String(32), nullable=False, server_default=""),
     UniqueConstraint("tenant", "name", name="syncd_documents_tenant_name"),
 )
 
@@ -121,7 +129,12 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+def new_epoch() -> str:
+    """A fresh document epoch: random, so two lineages of one id never share one."""
+    return secrets.token_hex(16)
 
 
 async def migrate(conn: AsyncConnection) -> None:
@@ -129,7 +142,9 @@ async def migrate(conn: AsyncConnection) -> None:
 
     Version 1 is the first schema; later versions append their DDL here, each step guarded by
     the stored version, so a daemon upgrades its database on start. Version 2 adds
-    ``syncd_quarantine``, a new table that ``create_all`` makes on an older database.
+    ``syncd_quarantine``, a new table that ``create_all`` makes on an older database. Version 3
+    adds ``syncd_documents.epoch`` (``create_all`` does not alter existing tables): a column
+    added empty, then a random epoch for every existing document.
     """
     if conn.dialect.name == "postgresql":
         # Nodes started together on an empty database would race to create the tables.
@@ -145,4 +160,20 @@ async def migrate(conn: AsyncConnection) -> None:
             f"database schema version {row.version} is newer than this syncd ({SCHEMA_VERSION})"
         )
     elif row.version < SCHEMA_VERSION:
+        if row.version < 3:
+            await _add_epochs(conn)
         await conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+
+
+async def _add_epochs(conn: AsyncConnection) -> None:
+    await conn.execute(
+        text("ALTER TABLE syncd_documents ADD COLUMN epoch VARCHAR(32) NOT NULL DEFAULT ''")
+    )
+    ids = (await conn.execute(select(documents.c.id))).scalars().all()
+    if ids:
+        await conn.execute(
+            update(documents)
+            .where(documents.c.id == bindparam("doc"))
+            .values(epoch=bindparam("e")),
+            [{"doc": doc_id, "e": new_epoch()} for doc_id in ids],
+        )

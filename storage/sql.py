@@ -27,7 +27,16 @@ from crdt.replay import replay
 
 from .deadline import operation_deadline, postgres_connect_args
 from .feed import FeedPage, read_feed_page
-from .schema import documents, feed_position, grants, migrate, quarantine, snapshots, updates
+from .schema import (
+    documents,
+    feed_position,
+    grants,
+    migrate,
+    new_epoch,
+    quarantine,
+    snapshots,
+    updates,
+)
 from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, StoreUnavailable
 
 __all__ = ["SqlStore", "engine_url"]
@@ -192,6 +201,7 @@ class SqlStore:
                 updated_at=now,
                 mode="private",
                 pruned_pos=0,
+                epoch=new_epoch(),
             )
             .on_conflict_do_nothing(index_elements=["tenant", "name"])
             .returning(documents.c.id)
@@ -517,6 +527,7 @@ class SqlStore:
             created_at=doc.created_at,
             updated_at=doc.updated_at,
             deleted=doc.deleted_at is not None,
+            epoch=doc.epoch,
         )
 
     async def set_access(self, key: DocKey, mode: str, new_grants: Mapping[str, str]) -> DocMeta:

@@ -91,6 +91,8 @@ class DocMeta:
     created_at: float
     updated_at: float
     deleted: bool = False
+    # Random, made at creation and anew when the history is rewritten (DESIGN §1.10).
+    epoch: str = ""
 
     @property
     def owner(self) -> str:

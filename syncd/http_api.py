@@ -79,6 +79,7 @@ def meta_json(meta: DocMeta) -> dict[str, Any]:
         "size_bytes": meta.size_bytes,
         "created_at": iso_time(meta.created_at),
         "updated_at": iso_time(meta.updated_at),
+        "epoch": meta.epoch,
     }
 
 

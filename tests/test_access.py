@@ -287,6 +287,7 @@ async def test_http_api_errors_and_delete(any_daemon):
             "size_bytes",
             "created_at",
             "updated_at",
+            "epoch",
         }
         bob_auth = {"authorization": f"Bearer {bob}"}
         assert (
