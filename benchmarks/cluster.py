@@ -30,14 +30,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import psutil
@@ -308,42 +309,70 @@ async def idle_client(url: str, local: str, hold: list) -> None:  # type: ignore
     hold.append(ws)
 
 
-async def idle(servers: list[Node], count: int) -> str:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+def idle_worker(pipe: Connection, targets: list[tuple[str, str]]) -> None:
+    """One client process (the fd limit, 20,000 here, bounds one process): open ``targets``
+    (url, source address), report, hold them until told, close."""
+
+    async def run() -> None:
+        hold: list = []  # type: ignore[type-arg]
+        gate = asyncio.Semaphore(100)
+        failures = 0
+
+        async def one(url: str, local: str) -> None:
+            nonlocal failures
+            async with gate:
+                try:
+                    await idle_client(url, local, hold)
+                except (OSError, websockets.WebSocketException, TimeoutError):
+                    failures += 1
+
+        await asyncio.gather(*(one(url, local) for url, local in targets))
+        pipe.send((len(hold), failures, psutil.Process().memory_info().rss))
+        await asyncio.to_thread(pipe.recv)
+        await asyncio.gather(*(ws.close() for ws in hold), return_exceptions=True)
+
+    asyncio.run(run())
+
+
+async def idle(servers: list[Node], count: int, processes: int) -> str:
     base = [s.rss() for s in servers]
-    hold: list = []  # type: ignore[type-arg]
-    gate = asyncio.Semaphore(200)
-    failures = 0
-
-    async def one(i: int) -> None:
-        nonlocal failures
-        node = servers[i % len(servers)]
-        local = f"127.0.0.{2 + i // 20000}"
-        async with gate:
-            try:
-                await idle_client(node.url(f"bench/idle-{i % 200}"), local, hold)
-            except (OSError, websockets.WebSocketException, TimeoutError):
-                failures += 1
-
+    targets = [
+        (servers[i % len(servers)].url(f"bench/idle-{i % 200}"), f"127.0.0.{2 + i // 20000}")
+        for i in range(count)
+    ]
+    context = multiprocessing.get_context("spawn")
+    pipes, workers = [], []
+    for k in range(processes):
+        ours, theirs = context.Pipe()
+        worker = context.Process(target=idle_worker, args=(theirs, targets[k::processes]))
+        pipes.append(ours)
+        workers.append(worker)
     start = time.monotonic()
-    await asyncio.gather(*(one(i) for i in range(count)))
+    for worker in workers:
+        worker.start()
+    reports = [await asyncio.to_thread(p.recv) for p in pipes]
     took = time.monotonic() - start
+    synced = sum(r[0] for r in reports)
+    failures = sum(r[1] for r in reports)
+    client_kib = sum(r[2] for r in reports) / max(synced, 1) / 1024
     await asyncio.sleep(2)  # let the nodes settle (allocations freed after the handshakes)
     grown = [s.rss() - b for s, b in zip(servers, base, strict=True)]
-    per_node = len(hold) / len(servers)
+    per_node = synced / len(servers)
     kib = [g / per_node / 1024 for g in grown]
-    client_kib = psutil.Process().memory_info().rss / max(len(hold), 1) / 1024
     lines = [
-        f"| connections synced | {len(hold)} of {count} ({failures} failed) |",
-        f"| time to connect all | {took:.1f} s ({len(hold) / took:.0f}/s) |",
+        f"| connections synced | {synced} of {count} ({failures} failed) |",
+        f"| time to connect all (incl. {processes} client processes starting) | {took:.1f} s"
+        f" ({synced / took:.0f}/s) |",
         "| server KiB per idle connection | "
         + ", ".join(f"node {i}: {k:.1f}" for i, k in enumerate(kib))
         + " |",
         f"| server RSS with them | {', '.join(f'{s.rss() / 2**20:.0f} MiB' for s in servers)} |",
-        f"| client process KiB per connection | {client_kib:.1f} |",
+        f"| client processes' KiB per connection | {client_kib:.1f} |",
     ]
-    await asyncio.gather(*(ws.close() for ws in hold), return_exceptions=True)
+    for p in pipes:
+        p.send("close")
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 60)
     return "\n".join(lines)
 
 
@@ -395,7 +424,7 @@ async def main(args: argparse.Namespace) -> None:
                     with nodes(work, db, redis.url, 2) as pair:
                         print(f"| {args.idle} idle connections, two nodes | |")
                         print("|---|---|")
-                        print(await idle(pair, args.idle))
+                        print(await idle(pair, args.idle, args.processes))
                     print()
         finally:
             redis.stop()
@@ -409,4 +438,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--idle", type=int, default=20000)
+    parser.add_argument("--processes", type=int, default=3, help="idle client processes")
     asyncio.run(main(parser.parse_args()))
