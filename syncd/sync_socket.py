@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -42,9 +43,10 @@ from crdt.hocuspocus import (
     split_address,
 )
 from crdt.protocol import AwarenessMessage, ProtocolError, QueryAwarenessMessage, SyncMessage
+from storage import StoreUnavailable
 
 from . import transport
-from .access import Grant, Refusal
+from .access import Grant, Refusal, RefusalReason
 from .daemon import Daemon
 from .peer import CloseCode, Peer, PeerState
 from .session import (
@@ -61,7 +63,7 @@ from .session import (
 )
 from .tokens import Identity
 
-__all__ = ["MAX_DOCUMENTS", "DocumentMember", "sync_socket"]
+__all__ = ["MAX_DOCUMENTS", "DocumentMember", "epoch_message", "sync_socket"]
 
 log = logging.getLogger("syncd.sync")
 
@@ -73,6 +75,11 @@ MAX_DOCUMENTS = 1024
 _TRANSIENT = frozenset({CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR, CloseCode.TRY_AGAIN_LATER})
 
 _socket_ids = itertools.count(1)
+
+
+def epoch_message(epoch: str) -> str:
+    """The ``Stateless`` payload sent right after ``Authenticated`` (DESIGN §1.10)."""
+    return json.dumps({"syncd": "epoch", "epoch": epoch}, separators=(",", ":"))
 
 
 class DocumentMember:
@@ -285,6 +292,7 @@ class SyncConnection:
         try:
             name = split_address(doc.address)[0]
             admission = await admit(daemon.access, daemon.rooms, token, name)
+            epoch = await self._epoch(admission)
         except Refusal as refusal:
             self._forget(doc)
             code = CLOSE_CODES[refusal.reason]
@@ -300,11 +308,33 @@ class SyncConnection:
             if self._finished or self.docs.get(doc.address) is not doc:
                 daemon.rooms.release(admission.room)
             else:
-                await self._join(doc, admission)
+                await self._join(doc, admission, epoch)
         finally:
             doc.settled.set()
 
-    async def _join(self, doc: _OpenDocument, admission: Admission) -> None:
+    async def _epoch(self, admission: Admission) -> str:
+        """The document's epoch (DESIGN §1.10), from the room's metadata; a room created by this
+        admission has none cached yet, so it is read once and kept there.
+
+        Raises:
+            Refusal: ``UNAVAILABLE`` (the room released) when the metadata could not be read.
+        """
+        room = admission.room
+        if room.meta is None:
+            try:
+                meta = await self.daemon.store.meta(room.key)
+            except StoreUnavailable as exc:
+                self.daemon.rooms.release(room)
+                reason = "storage unavailable, retry later"
+                raise Refusal(RefusalReason.UNAVAILABLE, reason) from exc
+            except BaseException:
+                self.daemon.rooms.release(room)
+                raise
+            if room.meta is None:
+                room.meta = meta
+        return room.meta.epoch if room.meta is not None else ""
+
+    async def _join(self, doc: _OpenDocument, admission: Admission, epoch: str) -> None:
         transport.authenticated(self.ws)  # a document admitted: frames up to max_message_bytes
         member = DocumentMember(
             f"{self.id}.{next(self._member_ids)}",
@@ -318,6 +348,9 @@ class SyncConnection:
         )
         doc.member, doc.session = member, session
         member.announce_scope()
+        # Before anything of the document: our SDKs compare it with the epoch they stored and
+        # never merge state of an older lineage into this one; stock providers ignore it.
+        self.socket.send(encode_frame(doc.address, Stateless(epoch_message(epoch))))
         left = await session.start()  # our sync step 1, then presence
         if left is not None:
             member.close(left.code, left.reason)

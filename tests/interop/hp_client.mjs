@@ -22,8 +22,8 @@
 // repeats it on stderr and exits 1. End of stdin destroys the providers and the socket, exit 0.
 //
 // Every provider keeps a timeline of what it reported, in order: ["authenticated", scope],
-// ["authenticationFailed", reason], ["synced", true], ["close", reason], ["unsyncedChanges", n]
-// and, read from the raw incoming messages, ["syncStatus", true|false] for every SyncStatus
+// ["authenticationFailed", reason], ["synced", true], ["close", reason], ["unsyncedChanges", n],
+// ["stateless", payload] and, read from the raw incoming messages, ["syncStatus", true|false] for every SyncStatus
 // (type 8) frame and ["sync", step] for every sync frame.
 //
 //   edit {doc, ops}        apply ops in one transaction (ops as in yws_client.mjs); answer
@@ -119,6 +119,7 @@ const open = ({ name, token }) => {
     onSynced: () => record('synced', true),
     onClose: ({ event }) => record('close', event?.reason),
     onUnsyncedChanges: ({ number }) => record('unsyncedChanges', number),
+    onStateless: ({ payload }) => record('stateless', payload),
     onMessage: ({ message }) => {
       // A fresh decoder over the raw frame: address, type, then the body.
       const decoder = decoding.createDecoder(new Uint8Array(message.data))

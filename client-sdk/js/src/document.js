@@ -11,11 +11,18 @@
 // Status: `offline` (no socket: edits wait in the outbox), `syncing` (authenticating, exchanging
 // state, or edits not yet acknowledged), `saved` (the server durably holds everything this replica
 // has), `denied` (the server refused or closed the document: `deniedReason` says why).
+//
+// Epoch (epoch.js): after `Authenticated`, nothing of the document is sent until the server's
+// epoch message has been checked against the stored epoch; local edits wait in the outbox
+// meanwhile. A different epoch replaces `ydoc` and `awareness` by new ones (`reset` event: bind
+// views again) and sets the old replica aside as a recovered copy if it held unacknowledged
+// edits (`recovered` event, `doc.recovered`).
 
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 
 import { Emitter } from './emitter.js'
+import { RecoveredCopy, parseEpochMessage, recoveredId } from './epoch.js'
 import { MessageType, SyncStep, encodeAwareness, encodeClose, encodeSync, encodeToken } from './framing.js'
 import { openPersistence } from './persistence.js'
 import { Canvas } from './schemas/canvas.js'
@@ -38,13 +45,17 @@ export class SyncedDocument extends Emitter {
     this.loaded = false
     this.closed = false
     this._status = 'offline'
-    this._phase = 'offline' // offline | authenticating | open | denied
+    this._phase = 'offline' // offline | authenticating | epoch (awaiting it) | open | denied
     this._inflight = [] // outbox id covered by each unacknowledged message, in send order
     this._serverSynced = false
     this._tokenUsed = null
 
+    /** Times `ydoc` was replaced after the server's epoch changed. */
+    this.resets = 0
+
     this._persistence = openPersistence(persistenceConfig, name, this.ydoc)
     this.outbox = this._persistence.outbox
+    this._meta = this._persistence.meta
     this.whenLoaded = this._persistence.whenLoaded.then(() => {
       // Edits made before a restart and not acknowledged: already in the y-indexeddb state, but
       // applying them again is idempotent and covers a state that was not written in time.
@@ -65,6 +76,21 @@ export class SyncedDocument extends Emitter {
       this._sendAwareness([...added, ...updated, ...removed])
     }
     this.awareness.on('update', this._onAwareness)
+  }
+
+  /** The server epoch this replica belongs to; null before its first sync here. */
+  get epoch () {
+    return this._meta.epoch
+  }
+
+  /** Replicas set aside because the server's history was rewritten under unsent edits. */
+  get recovered () {
+    return this._meta.recovered.slice()
+  }
+
+  /** Erase a recovered copy (by id or the copy); resolves to whether it was there. */
+  discardRecovered (copy) {
+    return this._meta.discardRecovered(typeof copy === 'string' ? copy : copy.id)
   }
 
   /** `offline` | `syncing` | `saved` | `denied` */
@@ -138,7 +164,7 @@ export class SyncedDocument extends Emitter {
   /** Leave the document: tell the server, stop syncing, close local persistence. */
   async close () {
     if (this.closed) return
-    if (this._phase === 'open' || this._phase === 'authenticating') this.client._send(encodeClose(this.name))
+    if (['open', 'authenticating', 'epoch'].includes(this._phase)) this.client._send(encodeClose(this.name))
     this.closed = true
     this.client._forget(this)
     this.ydoc.off('update', this._onUpdate)
@@ -187,14 +213,9 @@ export class SyncedDocument extends Emitter {
     switch (message.type) {
       case MessageType.AUTH:
         if (message.auth === 'authenticated') {
-          const first = this._phase !== 'open'
           this.scope = message.scope
-          this._phase = 'open'
+          if (this._phase === 'authenticating') this._phase = 'epoch'
           this.emit('scope', [message.scope, this])
-          if (first) {
-            this._send(encodeSync(this.name, SyncStep.STEP1, Y.encodeStateVector(this.ydoc)))
-            this._sendAwareness([this.ydoc.clientID])
-          }
         } else if (message.auth === 'denied') {
           this._denied(message.reason)
         } else if (message.auth === 'token' && this._phase !== 'denied') {
@@ -204,7 +225,20 @@ export class SyncedDocument extends Emitter {
       case MessageType.CLOSE:
         this._denied(message.reason || 'closed by the server')
         break
+      case MessageType.STATELESS: {
+        const epoch = parseEpochMessage(message.payload)
+        if (epoch !== null && this._phase === 'epoch') {
+          this._checkEpoch(epoch)
+          this._open()
+        }
+        break
+      }
       case MessageType.SYNC:
+        if (this._phase === 'epoch') {
+          // Only a server that predates epochs sends its sync step 1 without one first.
+          console.info(`syncd-client: ${this.name}: the server sent no epoch; syncing anyway`)
+          this._open()
+        }
         if (message.step === SyncStep.STEP1) {
           const update = Y.encodeStateAsUpdate(this.ydoc, message.data)
           this._sendUpdate(SyncStep.STEP2, update, this.outbox.lastId)
@@ -232,6 +266,65 @@ export class SyncedDocument extends Emitter {
   }
 
   // -- internals --------------------------------------------------------------------------------
+
+  /** The epoch is checked: our sync step 1 and presence; live edits flow from now on. */
+  _open () {
+    this._phase = 'open'
+    this._send(encodeSync(this.name, SyncStep.STEP1, Y.encodeStateVector(this.ydoc)))
+    this._sendAwareness([this.ydoc.clientID])
+  }
+
+  _checkEpoch (epoch) {
+    const stored = this._meta.epoch
+    if (stored === null) {
+      // The first sync of this document here: adopt the epoch, merge as usual.
+      this._meta.saveEpoch(epoch).catch((err) => console.error(`syncd-client: ${this.name}: storing the epoch failed`, err))
+    } else if (stored !== epoch) {
+      this._reset(epoch)
+    }
+  }
+
+  /**
+   * The server's history is not the one this replica grew from: set the replica aside and
+   * start again from an empty Y.Doc under `epoch`. Synchronous in memory (nothing of the old
+   * replica can be sent after this); the stored side follows in order (persistence.js).
+   */
+  _reset (epoch) {
+    const old = this.ydoc
+    const unsent = this.outbox.entries.map((entry) => entry.update)
+    const copy = unsent.length
+      ? new RecoveredCopy({
+        id: recoveredId(),
+        name: this.name,
+        epoch: this._meta.epoch,
+        serverEpoch: epoch,
+        state: Y.encodeStateAsUpdate(old),
+        updates: unsent,
+        recoveredAt: new Date().toISOString()
+      })
+      : null
+    console.warn(`syncd-client: ${this.name}: the server's history was rewritten (epoch ${epoch}); ${unsent.length} unsent edits kept in a recovered copy, not merged`)
+    const localPresence = this.awareness.getLocalState()
+    old.off('update', this._onUpdate)
+    this.awareness.off('update', this._onAwareness)
+    this.awareness.destroy()
+    this.ydoc = new Y.Doc()
+    this.awareness = new awarenessProtocol.Awareness(this.ydoc)
+    if (localPresence) this.awareness.setLocalState(localPresence)
+    this.ydoc.on('update', this._onUpdate)
+    this.awareness.on('update', this._onAwareness)
+    this._meta.epoch = epoch // in memory now; stored last, once the old state is gone
+    if (copy) this._meta.recovered.push(copy) // readable now; stored first
+    this._persistence.reset(this.ydoc, { copy, epoch }).catch((err) => {
+      console.error(`syncd-client: ${this.name}: storing the reset failed (it is done again at the next connection)`, err)
+    })
+    this.resets += 1
+    this.emit('reset', [this, old])
+    if (copy) {
+      this.emit('recovered', [copy, this])
+      this.client.emit('recovered', [{ name: this.name, copy, document: this }])
+    }
+  }
 
   _denied (reason) {
     this._inflight = []

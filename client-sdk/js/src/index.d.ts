@@ -46,15 +46,43 @@ export interface DocumentMetadata {
   size_bytes: number
   created_at: string
   updated_at: string
+  /** The document's lineage: made anew whenever its history is rewritten (purge, erasure). */
+  epoch: string
 }
+
+/** A local replica set aside, never merged, because the server's history of its document was
+ * rewritten (its epoch changed) while it held edits the server had not acknowledged. Stored
+ * with the document until `discardRecovered`. */
+export class RecoveredCopy {
+  readonly id: string
+  /** The document, `OWNER/NAME`. */
+  readonly name: string
+  /** The epoch the replica was synced under. */
+  readonly epoch: string | null
+  /** The server's epoch that replaced it. */
+  readonly serverEpoch: string
+  /** The whole replica (acknowledged content and the local edits on top), a Yjs update. */
+  readonly state: Uint8Array
+  /** The unacknowledged local edits alone, in the order they were made. */
+  readonly updates: Uint8Array[]
+  /** ISO 8601. */
+  readonly recoveredAt: string
+  /** A fresh Y.Doc holding the replica (read it with `new Canvas(ydoc)` / `new Journal(ydoc)`). */
+  replica (): Y.Doc
+}
+
+/** The epoch a `Stateless` payload announces (`{"syncd": "epoch", "epoch": E}`), else null. */
+export function parseEpochMessage (payload: string): string | null
 
 type Listener<A extends unknown[]> = (...args: A) => void
 
 export class SyncedDocument {
   readonly client: SyncClient
   readonly name: string
+  /** Replaced by a new Y.Doc when the server's epoch changed (`reset` event): bind views again. */
   readonly ydoc: Y.Doc
-  /** Presence: set yours with `awareness.setLocalStateField(...)`; the server adds `principal`. */
+  /** Presence: set yours with `awareness.setLocalStateField(...)`; the server adds `principal`.
+   * Replaced with `ydoc` on a reset (the local state is carried over). */
   readonly awareness: Awareness
   readonly status: DocumentStatus
   readonly scope: Scope | null
@@ -66,6 +94,14 @@ export class SyncedDocument {
   readonly closed: boolean
   /** Resolves once the local copy (IndexedDB) is loaded into `ydoc`. */
   readonly whenLoaded: Promise<void>
+  /** The server epoch this replica belongs to; null before its first sync here. */
+  readonly epoch: string | null
+  /** Times `ydoc` was replaced after an epoch change, since this document was opened. */
+  readonly resets: number
+  /** Recovered copies of this document, oldest first. */
+  readonly recovered: RecoveredCopy[]
+  /** Erase a recovered copy; resolves to whether it was there. */
+  discardRecovered (copy: RecoveredCopy | string): Promise<boolean>
   journal (options?: SchemaOptions): Journal
   canvas (options?: CanvasOptions): Canvas
   whenSaved (options?: { timeout?: number }): Promise<SyncedDocument>
@@ -82,6 +118,10 @@ export class SyncedDocument {
   on (event: 'denied', fn: Listener<[string, SyncedDocument]>): () => void
   on (event: 'refused', fn: Listener<[SyncedDocument]>): () => void
   on (event: 'loaded', fn: Listener<[SyncedDocument]>): () => void
+  /** The server's epoch changed: `ydoc` and `awareness` are new (the old Y.Doc is passed). */
+  on (event: 'reset', fn: Listener<[SyncedDocument, Y.Doc]>): () => void
+  /** A reset set unacknowledged local edits aside in this copy (after `reset`). */
+  on (event: 'recovered', fn: Listener<[RecoveredCopy, SyncedDocument]>): () => void
   off (event: string, fn: (...args: any[]) => void): void
 }
 
@@ -105,6 +145,7 @@ export class SyncClient {
   on (event: 'status', fn: Listener<[{ name: string, status: DocumentStatus, document: SyncedDocument }]>): () => void
   on (event: 'connection', fn: Listener<[{ connected: boolean, code?: number, reason?: string }]>): () => void
   on (event: 'closed', fn: Listener<[{ code: number, reason: string, permanent: true }]>): () => void
+  on (event: 'recovered', fn: Listener<[{ name: string, copy: RecoveredCopy, document: SyncedDocument }]>): () => void
   off (event: string, fn: (...args: any[]) => void): void
 }
 

@@ -1,4 +1,5 @@
-// Local persistence of one document: its state (y-indexeddb) and its outbox.
+// Local persistence of one document: its state (y-indexeddb), its outbox, and its metadata (the
+// epoch its state belongs to, and recovered copies: epoch.js).
 //
 // The outbox holds every local update, in order, until the server acknowledges it as durably
 // stored (SyncStatus true). It is what the document's `pending` count and `saved` status are
@@ -10,11 +11,19 @@
 // Backends:
 //   - memory: nothing survives the process (Node scripts, tests, services with their own store);
 //   - indexeddb: y-indexeddb for the state, a small IndexedDB database per document for the
-//     outbox. Database names are `${prefix}${document name}` and `${prefix}${document name}#outbox`;
-//     pick a prefix per server and principal so two accounts in one browser never mix.
+//     outbox, another for the metadata. Database names are `${prefix}${document name}`,
+//     `${prefix}${document name}#outbox` and `${prefix}${document name}#meta`; pick a prefix per
+//     server and principal so two accounts in one browser never mix.
+//
+// A reset (the server's epoch changed) is written in an order that a crash cannot turn into the
+// old state under the new epoch: the recovered copy, then the outbox cleared, then the state
+// database deleted, and only then the new epoch. Interrupted anywhere, the stored epoch is still
+// the old one and the next connection resets again (with nothing left to recover, no new copy).
 
 import * as idb from 'lib0/indexeddb'
 import { IndexeddbPersistence } from 'y-indexeddb'
+
+import { RecoveredCopy } from './epoch.js'
 
 /** The in-memory outbox; the IndexedDB one extends it with write-through. */
 export class Outbox {
@@ -63,12 +72,98 @@ export class Outbox {
     return before - this.entries.length
   }
 
-  async clear () {
+  /** Forget every entry; `after` (a promise) must settle first for the stored ones. */
+  async clear (after) {
     this.entries = []
   }
 
   async flush () {}
   destroy () {}
+}
+
+/** A document's epoch and recovered copies, in memory; the IndexedDB one writes through. */
+export class DocumentMeta {
+  constructor () {
+    /** @type {string | null} */
+    this.epoch = null
+    /** @type {RecoveredCopy[]} */
+    this.recovered = []
+  }
+
+  async load () {}
+  async saveEpoch (epoch) { this.epoch = epoch }
+  async addRecovered (copy) {
+    if (!this.recovered.some((known) => known.id === copy.id)) this.recovered.push(copy)
+  }
+  async discardRecovered (id) {
+    const before = this.recovered.length
+    this.recovered = this.recovered.filter((copy) => copy.id !== id)
+    return this.recovered.length < before
+  }
+
+  async clear () {
+    this.epoch = null
+    this.recovered = []
+  }
+
+  destroy () {}
+}
+
+const META = 'meta'
+const RECOVERED = 'recovered/'
+
+class IndexedDbDocumentMeta extends DocumentMeta {
+  constructor (dbName) {
+    super()
+    this._dbName = dbName
+    this._db = idb.openDB(dbName, (db) => idb.createStores(db, [[META]]))
+  }
+
+  async load () {
+    const db = await this._db
+    const [store] = idb.transact(db, [META], 'readonly')
+    const rows = await idb.getAllKeysValues(store)
+    for (const { k, v } of rows) {
+      if (k === 'epoch') this.epoch = v
+      else if (typeof k === 'string' && k.startsWith(RECOVERED)) this.recovered.push(RecoveredCopy.fromRecord(v))
+    }
+    this.recovered.sort((a, b) => (a.id < b.id ? -1 : 1))
+  }
+
+  async saveEpoch (epoch) {
+    await super.saveEpoch(epoch)
+    await this._put('epoch', epoch)
+  }
+
+  async addRecovered (copy) {
+    await super.addRecovered(copy)
+    await this._put(RECOVERED + copy.id, copy.toRecord())
+  }
+
+  async discardRecovered (id) {
+    const found = await super.discardRecovered(id)
+    const db = await this._db
+    const [store] = idb.transact(db, [META])
+    await idb.del(store, RECOVERED + id)
+    return found
+  }
+
+  async clear () {
+    await super.clear()
+    const db = await this._db
+    const [store] = idb.transact(db, [META])
+    await idb.del(store, idb.createIDBKeyRangeLowerBound('', false))
+  }
+
+  async _put (key, value) {
+    const db = await this._db
+    const [store] = idb.transact(db, [META])
+    await idb.put(store, value, key)
+  }
+
+  destroy () {
+    this._db.then((db) => db.close(), () => {})
+  }
 }
 
 const STORE = 'updates'
@@ -101,9 +196,13 @@ class IndexedDbOutbox extends Outbox {
     return removed
   }
 
-  async clear () {
+  async clear (after) {
     await super.clear()
-    this._write((store) => idb.del(store, idb.createIDBKeyRangeLowerBound(0, false)))
+    const gate = Promise.resolve(after)
+    this._write(async (store) => {
+      await gate // throws (and skips the deletion) when what had to come first failed
+      await idb.del(store, idb.createIDBKeyRangeLowerBound(0, false))
+    })
     await this._writes
   }
 
@@ -129,37 +228,84 @@ class IndexedDbOutbox extends Outbox {
 
 /**
  * Open the local persistence of document `name` for `ydoc`.
- * @returns {{state: object | null, outbox: Outbox, whenLoaded: Promise<void>, destroy(): Promise<void>, clear(): Promise<void>}}
+ *
+ * `reset(ydoc, {copy, epoch})` starts the document again under a new epoch, with `ydoc` (a new,
+ * empty Y.Doc) as its state: `copy` (a RecoveredCopy, or null) is stored first, then the outbox
+ * and the old state are erased, then `epoch` is stored (see the top of this file).
+ * @returns {{state: object | null, outbox: Outbox, meta: DocumentMeta, whenLoaded: Promise<void>, reset(ydoc: object, change: {copy: RecoveredCopy | null, epoch: string}): Promise<void>, destroy(): Promise<void>, clear(): Promise<void>}}
  */
 export function openPersistence (config, name, ydoc) {
   if (!config || config.type === 'memory') {
     const outbox = new Outbox()
-    return { state: null, outbox, whenLoaded: Promise.resolve(), destroy: async () => {}, clear: () => outbox.clear() }
+    const meta = new DocumentMeta()
+    return {
+      state: null,
+      outbox,
+      meta,
+      whenLoaded: Promise.resolve(),
+      reset: async (_ydoc, { copy, epoch }) => {
+        if (copy) await meta.addRecovered(copy)
+        await outbox.clear()
+        await meta.saveEpoch(epoch)
+      },
+      destroy: async () => {},
+      clear: async () => {
+        await outbox.clear()
+        await meta.clear()
+      }
+    }
   }
   if (config.type !== 'indexeddb') throw new Error(`unknown persistence ${JSON.stringify(config.type)}`)
   const dbName = `${config.prefix ?? 'syncd:'}${name}`
   const state = new IndexeddbPersistence(dbName, ydoc)
   const outbox = new IndexedDbOutbox(`${dbName}#outbox`)
+  const meta = new IndexedDbDocumentMeta(`${dbName}#meta`)
   // If IndexedDB cannot be opened (a private window, storage blocked), the document still works,
   // in memory only: better than never syncing at all.
   const unavailable = (what) => (err) => console.warn(`syncd-client: IndexedDB unavailable for ${dbName} (${what}); keeping it in memory`, err)
   const stateLoaded = Promise.race([state.whenSynced, state._db.then(() => new Promise(() => {}), unavailable('state'))])
   const outboxLoaded = outbox.load().catch((err) => { unavailable('outbox')(err); outbox.restore([]) })
-  const whenLoaded = Promise.all([stateLoaded, outboxLoaded]).then(() => undefined)
-  return {
+  const metaLoaded = meta.load().catch(unavailable('metadata'))
+  const whenLoaded = Promise.all([stateLoaded, outboxLoaded, metaLoaded]).then(() => undefined)
+  let resetting = Promise.resolve()
+  const persistence = {
     state,
     outbox,
+    meta,
     whenLoaded,
+    reset: (fresh, { copy, epoch }) => {
+      const old = persistence.state
+      // The new state database is opened only once the old one is deleted (below); until then
+      // the fresh Y.Doc lives in memory, and y-indexeddb stores all of it when it attaches.
+      persistence.state = null
+      resetting = resetting.then(async () => {
+        const saved = copy ? meta.addRecovered(copy) : Promise.resolve()
+        await outbox.clear(saved)
+        await saved
+        await old?.destroy()
+        await idb.deleteDB(dbName)
+        const next = new IndexeddbPersistence(dbName, fresh)
+        persistence.state = next
+        await next.whenSynced
+        await meta.saveEpoch(epoch)
+      })
+      return resetting
+    },
     destroy: async () => {
+      await resetting.catch(() => {})
       await outbox.flush()
       outbox.destroy()
-      await state.destroy()
+      meta.destroy()
+      await persistence.state?.destroy()
     },
     clear: async () => {
+      await resetting.catch(() => {})
       await outbox.clear()
-      await state.clearData()
+      await meta.clear()
+      await persistence.state?.clearData()
     }
   }
+  return persistence
 }
 
 /** Normalise the `persistence` option of `createClient`. */

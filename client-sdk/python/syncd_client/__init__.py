@@ -4,10 +4,13 @@
   document's state and unacknowledged edits in an SQLite offline store, and reconnects.
 - :class:`Document` is one synced pycrdt replica, with typed ``journal()``/``canvas()`` views.
 - :class:`FeedSubscriber` follows the change feed with a persisted cursor.
+- :class:`RecoveredCopy` is a local replica set aside, not merged, because the server's history
+  of its document was rewritten (the epoch guard, ``epoch.py``).
 """
 
 from .client import Client, PermanentClose
 from .document import Document, DocumentState
+from .epoch import RecoveredCopy
 from .feed import FeedSubscriber
 from .offline_store import OfflineStore
 
@@ -18,4 +21,5 @@ __all__ = [
     "FeedSubscriber",
     "OfflineStore",
     "PermanentClose",
+    "RecoveredCopy",
 ]

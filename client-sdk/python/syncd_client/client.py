@@ -11,6 +11,9 @@ Example::
 The connection reconnects by itself with jittered exponential backoff while the server is
 unreachable or restarting. A close in the permanent band (4400-4499: bad or expired token,
 malformed data, …) stops reconnecting; ``closed_reason`` says why.
+
+When a document's history was rewritten on the server (its epoch changed: ``epoch.py``), the
+local replica is not merged into it; its unsent edits are kept in :attr:`Client.recovered`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import websockets
 from crdt.hocuspocus import HpMessage, decode_frame, encode_frame
 from crdt.protocol import ProtocolError
 
-from .document import Document, DocumentState
+from .document import Document, DocumentState, OnRecovered
+from .epoch import RecoveredCopy
 from .offline_store import OfflineStore
 
 __all__ = ["Client", "PermanentClose"]
@@ -59,6 +63,8 @@ class Client:
     token: a JWT, or a callable (sync or async) returning a fresh one at each (re)connect.
     store: path of the offline store (SQLite); ``None`` keeps it in memory (tests).
     backoff: (first delay, longest delay) in seconds between reconnection attempts.
+    on_recovered: called with each :class:`RecoveredCopy` made when a document's epoch changed
+        under unsent local edits (they are in :attr:`recovered` anyway).
     """
 
     def __init__(
@@ -68,11 +74,13 @@ class Client:
         *,
         store: str | Path | None = None,
         backoff: tuple[float, float] = (0.2, 15.0),
+        on_recovered: OnRecovered | None = None,
     ) -> None:
         self.url = url.rstrip("/") + "/v1/sync"
         self._token_source = token
         self.store = OfflineStore(store if store is not None else ":memory:")
         self.backoff = backoff
+        self._on_recovered = on_recovered
         self.documents: dict[str, Document] = {}
         self.closed_reason: str | None = None
         self.connected = asyncio.Event()
@@ -112,11 +120,21 @@ class Client:
         """Open (or return) the document ``OWNER/NAME``; usable at once, even offline."""
         doc = self.documents.get(name)
         if doc is None:
-            doc = Document(name, self.store, self._send)
+            doc = Document(name, self.store, self._send, self._on_recovered)
             self.documents[name] = doc
             if self._ws is not None and self._token is not None:
                 doc.connected(self._token)
         return doc
+
+    @property
+    def recovered(self) -> list[RecoveredCopy]:
+        """Local replicas set aside because the server's history of their document was
+        rewritten while they held unsent edits (oldest first; kept until discarded)."""
+        return self.store.recovered()
+
+    def discard_recovered(self, copy: RecoveredCopy | int) -> bool:
+        """Erase a recovered copy from the offline store; ``False`` if it was not there."""
+        return self.store.discard_recovered(copy if isinstance(copy, int) else copy.id)
 
     async def synced(self, timeout: float | None = None) -> None:
         """Wait until the server durably holds every open document as this replica has it.

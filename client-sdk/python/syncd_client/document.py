@@ -5,6 +5,13 @@ Acknowledgements: the server answers every sync step 2 / update this client send
 Each message sent is remembered with the highest outbox id it covers; when its acknowledgement
 arrives, the outbox is cleared up to that id. A sync step 2 covers the whole outbox (it is
 everything the server lacks), a live update covers its own entry.
+
+Epoch: nothing of the document is sent before the server's epoch message (``epoch.py``) has
+been checked against the stored one. Until then the document stays ``AUTHENTICATING`` and local
+edits wait in the outbox. A different epoch replaces :attr:`Document.doc` by a new, empty
+replica that takes the server's content (views taken with :meth:`journal`/:meth:`canvas` before
+read the old one: take them again when :attr:`resets` changes); the old replica becomes a
+recovered copy if it held unacknowledged edits.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,10 +32,13 @@ from crdt.hocuspocus import (
     Close,
     HpMessage,
     PermissionDenied,
+    Stateless,
     SyncStatus,
     Token,
 )
 from crdt.protocol import AwarenessMessage, QueryAwarenessMessage, SyncMessage, SyncStep
+
+from .epoch import RecoveredCopy, parse_epoch_message
 
 if TYPE_CHECKING:
     from crdt.schemas import Canvas, Journal
@@ -36,21 +47,33 @@ if TYPE_CHECKING:
 
 __all__ = ["Document", "DocumentState"]
 
+log = logging.getLogger("syncd_client")
+
 Send = Callable[[str, HpMessage], bool]
+OnRecovered = Callable[[RecoveredCopy], None]
 
 
 class DocumentState(enum.Enum):
     OFFLINE = "offline"  # not connected (edits go to the outbox)
-    AUTHENTICATING = "authenticating"
+    AUTHENTICATING = "authenticating"  # until the server's epoch has been checked
     SYNCING = "syncing"  # authenticated, exchanging state, or unacknowledged edits remain
     SAVED = "saved"  # the server holds everything this replica has
     DENIED = "denied"  # the server refused access (see ``denied_reason``)
 
 
 class Document:
-    def __init__(self, name: str, store: OfflineStore, send: Send) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: OfflineStore,
+        send: Send,
+        on_recovered: OnRecovered | None = None,
+    ) -> None:
         self.name = name
         self.doc = pycrdt.Doc()
+        self.resets = 0  # times the replica was replaced after an epoch change
+        self._on_recovered = on_recovered
+        self._epoch_checked = False
         self.scope: str | None = None
         self.denied_reason: str | None = None
         self.awareness: dict[int, Any] = {}
@@ -75,6 +98,16 @@ class Document:
     @property
     def state(self) -> DocumentState:
         return self._state
+
+    @property
+    def epoch(self) -> str | None:
+        """The server epoch this replica belongs to; ``None`` before its first sync."""
+        return self._store.epoch(self.name)
+
+    @property
+    def recovered(self) -> list[RecoveredCopy]:
+        """This document's recovered copies (see :attr:`Client.recovered`)."""
+        return self._store.recovered(self.name)
 
     @property
     def unsynced(self) -> int:
@@ -113,6 +146,7 @@ class Document:
     def connected(self, token: str) -> None:
         self._inflight.clear()
         self._server_synced = False
+        self._epoch_checked = False
         self.denied_reason = None
         self._set_state(DocumentState.AUTHENTICATING)
         self._send(self.name, Token(token))
@@ -129,10 +163,20 @@ class Document:
         match message:
             case Authenticated(scope):
                 self.scope = scope
-                self._set_state(DocumentState.SYNCING)
-                self._send(self.name, SyncMessage(SyncStep.STEP1, self.doc.get_state()))
-                if self._local_awareness is not None:
-                    self._send_awareness()
+                if self._epoch_checked:  # the scope changed on an open document
+                    self._open()
+            case Stateless(payload):
+                epoch = parse_epoch_message(payload)
+                if epoch is not None and not self._epoch_checked:
+                    self._check_epoch(epoch)
+                    self._open()
+            case SyncMessage() if not self._epoch_checked:
+                # Only a server that predates epochs sends its sync step 1 without one first.
+                log.info("syncd_client: %s: the server sent no epoch; syncing anyway", self.name)
+                self._epoch_checked = True
+                self._open()
+                self.receive(message)
+                return
             case PermissionDenied(reason):
                 self.denied_reason = reason
                 self._set_state(DocumentState.DENIED)
@@ -161,6 +205,44 @@ class Document:
         self._update_state()
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """The epoch is checked: our sync step 1 (the server answers with what we lack, and
+        its own step 1 asks for what it lacks), then presence."""
+        self._set_state(DocumentState.SYNCING)
+        self._send(self.name, SyncMessage(SyncStep.STEP1, self.doc.get_state()))
+        if self._local_awareness is not None:
+            self._send_awareness()
+
+    def _check_epoch(self, epoch: str) -> None:
+        self._epoch_checked = True
+        stored = self._store.epoch(self.name)
+        if stored is None:
+            self._store.save_epoch(self.name, epoch)  # first sync: adopt it, merge as usual
+        elif stored != epoch:
+            self._reset(epoch)
+
+    def _reset(self, epoch: str) -> None:
+        """The server's history is not the one this replica grew from: set the replica aside
+        and start again from nothing under ``epoch``."""
+        unsent = [update for _, update in self._store.pending(self.name)]
+        copy = self._store.reset(self.name, epoch, self.doc.get_update(), unsent)
+        log.warning(
+            "syncd_client: %s: the server's history was rewritten (epoch %s); %d unsent edits "
+            "kept in a recovered copy, not merged",
+            self.name,
+            epoch,
+            len(unsent),
+        )
+        self.doc.unobserve(self._subscription)
+        self.doc = pycrdt.Doc()
+        self._subscription = self.doc.observe(self._on_transaction)
+        self.resets += 1
+        if copy is not None and self._on_recovered is not None:
+            try:
+                self._on_recovered(copy)
+            except Exception:
+                log.exception("syncd_client: %s: the on_recovered callback failed", self.name)
 
     def save(self) -> None:
         self._store.save_state(self.name, self.doc.get_update())

@@ -19,6 +19,9 @@ const frame = (address, type, write) => {
  * tokens: token -> {sub, scope?: {docName: 'readonly'|'read-write'}, expired?: true}
  * Each document is a Y.Doc; every update a client sends is applied, relayed to the document's
  * other sockets, then acknowledged (SyncStatus) unless `holdAcks` is set (then `releaseAcks()`).
+ * After `Authenticated` the document's epoch goes out as syncd sends it (a Stateless message),
+ * unless `sendEpochs` is false (a server that predates epochs); `rewrite(name)` gives a document
+ * a new epoch and an empty history, as a purge and creation again do.
  */
 export async function startFakeServer ({ tokens = {} } = {}) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
@@ -28,6 +31,8 @@ export async function startFakeServer ({ tokens = {} } = {}) {
     url: `ws://127.0.0.1:${wss.address().port}`,
     tokens,
     docs: new Map(), // name -> Y.Doc
+    epochs: new Map(), // name -> epoch
+    sendEpochs: true,
     sockets: new Set(),
     authAttempts: [], // [name, token]
     received: [], // [name, type, step?]
@@ -36,6 +41,17 @@ export async function startFakeServer ({ tokens = {} } = {}) {
     connections: 0,
     doc (name) {
       if (!this.docs.has(name)) this.docs.set(name, new Y.Doc())
+      return this.docs.get(name)
+    },
+    epoch (name) {
+      if (!this.epochs.has(name)) this.epochs.set(name, `epoch-${this.epochs.size + 1}-${Math.random().toString(36).slice(2)}`)
+      return this.epochs.get(name)
+    },
+    /** A new lineage for `name`: empty document, new epoch (returns the new Y.Doc). */
+    rewrite (name) {
+      this.docs.set(name, new Y.Doc())
+      this.epochs.delete(name)
+      this.epoch(name)
       return this.docs.get(name)
     },
     releaseAcks () {
@@ -95,6 +111,10 @@ export async function startFakeServer ({ tokens = {} } = {}) {
         }
         open.set(name, scope)
         send(frame(name, 2, (e) => { encoding.writeVarUint(e, 2); encoding.writeVarString(e, scope) }))
+        if (server.sendEpochs) {
+          const payload = JSON.stringify({ syncd: 'epoch', epoch: server.epoch(name) })
+          send(frame(name, 5, (e) => encoding.writeVarString(e, payload)))
+        }
         send(frame(name, 0, (e) => { encoding.writeVarUint(e, 0); encoding.writeVarUint8Array(e, Y.encodeStateVector(server.doc(name))) }))
         return
       }
@@ -102,7 +122,7 @@ export async function startFakeServer ({ tokens = {} } = {}) {
       if (type === 0) {
         const step = decoding.readVarUint(d)
         const payload = decoding.readVarUint8Array(d)
-        server.received.push([name, type, step])
+        server.received.push([name, type, step, payload])
         const ydoc = server.doc(name)
         if (step === 0) {
           send(frame(name, 0, (e) => { encoding.writeVarUint(e, 1); encoding.writeVarUint8Array(e, Y.encodeStateAsUpdate(ydoc, payload)) }))
