@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sys
 import time
@@ -11,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pool import LoadGen, Sampler
-from probe import FetchResult, fetch_many
-from servers import ServerProcess
+from pool import LoadGen, Sampler, fetch
+from server_process import ClientSpec, ServerProcess
 from stats import fmt_ms, merge_latencies, pct
-from yclient import ClientSpec
 
 Figures = dict[str, Any]
 
+# Above this event-loop lag (p99, ms) in the load generator, its own delay is a visible part
 # of the latencies it measures: say so next to the figures.
 LAG_LIMIT_MS = 20.0
 # Above this CPU use (% of one core) by processes outside the benchmark, the machine was shared.
@@ -40,8 +38,12 @@ class Context:
         print(f"  [{stamp}] {text}", file=sys.stderr, flush=True)
 
 
-def run_fetch(urls: list[str], timeout: float) -> list[FetchResult]:
-    return asyncio.run(fetch_many(urls, timeout))
+def run_fetch(specs: list[ClientSpec], timeout: float) -> list[dict[str, Any]]:
+    """Fresh clients sync once each: ``ok``, ``error``, ``synced_ms``, ``digest``, ...
+
+    (the ``fetch`` command of ``node/loadgen.mjs``)
+    """
+    return fetch(specs, timeout)
 
 
 def doc_names(n: int, prefix: str = "doc") -> list[str]:
@@ -54,9 +56,8 @@ def build_specs(
     specs = []
     cid = cid0
     for name in docs:
-        url = server.url(name)
         for j in range(per_doc):
-            specs.append(ClientSpec(cid, name, url, writer=j < writers_per_doc))
+            specs.append(server.client_spec(cid, name, writer=j < writers_per_doc))
             cid += 1
     return specs
 
@@ -115,8 +116,10 @@ class Step:
     loop_lag: list[float]
     window_s: float
     incomplete: int
+    missing: int
     late: int
     server_cpu: float
+    server_cpu_s: float
     lg_cpu: float
     others_cpu: float
     peak_rss: int
@@ -128,7 +131,9 @@ class Step:
     @classmethod
     def empty(cls) -> Step:
         """A step with no traffic: a holder for closes, deviations and errors."""
-        return cls(0, 0, 0, 0, 0, 0, [], [], 1.0, 0, 0, 0, 0, 0, 0, Counter(), Counter(), [], {})
+        return cls(
+            0, 0, 0, 0, 0, 0, [], [], 1.0, 0, 0, 0, 0, 0, 0, 0, 0, Counter(), Counter(), [], {}
+        )
 
     @property
     def ratio(self) -> float:
@@ -137,6 +142,10 @@ class Step:
     @property
     def p95(self) -> float:
         return pct(self.latencies, 0.95)
+
+    @property
+    def cpu_us_per_delivery(self) -> float:
+        return 1e6 * self.server_cpu_s / self.delivered if self.delivered else math.nan
 
 
 def measure_step(
@@ -171,8 +180,8 @@ def measure_step(
         doc: {w: s - prev_seq.get(doc, {}).get(w, 0) for w, s in writers.items()}
         for doc, writers in last_seq.items()
     }
-    last_recv = max((s["last_recv_ns"] for s in stats), default=0)
-    window = (last_recv / 1e9 - start_at) if last_recv else duration
+    last_recv = max((s["last_recv_s"] for s in stats), default=0)
+    window = (last_recv - start_at) if last_recv else duration
     deviations: Counter = Counter()
     closes: Counter = Counter()
     errors: list[str] = []
@@ -188,11 +197,13 @@ def measure_step(
         merged=sum(s["merged"] for s in stats),
         frames=sum(s["update_frames"] for s in stats),
         latencies=merge_latencies(stats),
-        loop_lag=merge_latencies(stats, "loop_lag_ns"),
+        loop_lag=merge_latencies(stats, "loop_lag_ms"),
         window_s=max(window, 1e-3),
         incomplete=sum(s["incomplete_replicas"] for s in stats),
+        missing=sum(s["missing_updates"] for s in stats),
         late=sum(r["late"] for r in runs),
         server_cpu=sampler.server_cpu_pct,
+        server_cpu_s=sampler.cpu,
         lg_cpu=sampler.lg_cpu_pct,
         others_cpu=sampler.others_pct,
         peak_rss=sampler.peak_rss,
@@ -212,15 +223,15 @@ def check_convergence(
     for s in snaps:
         for doc, cnt in s["digests"].items():
             digests.setdefault(doc, Counter()).update(cnt)
-    fresh = run_fetch([server.url(d) for d in docs], timeout)
+    fresh = run_fetch([server.client_spec(10**6 + i, d) for i, d in enumerate(docs)], timeout)
     replicas = sum(sum(c.values()) for c in digests.values())
     bad_docs = []
     for name, probe in zip(docs, fresh, strict=True):
         seen = digests.get(name, Counter())
-        if not probe.ok:
-            bad_docs.append(f"{name}: fresh client failed ({probe.error})")
-        elif len(seen) > 1 or (seen and probe.digest not in seen):
-            bad_docs.append(f"{name}: {len(seen) + (probe.digest not in seen)} distinct states")
+        if not probe["ok"]:
+            bad_docs.append(f"{name}: fresh client failed ({probe['error']})")
+        elif len(seen) > 1 or (seen and probe["digest"] not in seen):
+            bad_docs.append(f"{name}: {len(seen) + (probe['digest'] not in seen)} distinct states")
     if not replicas:
         bad_docs.append("no replica connected")
     if bad_docs:
@@ -233,6 +244,9 @@ def step_figures(step: Step, duration: float) -> Figures:
     return {
         "updates sent (sent/s)": f"{step.sent} ({step.sent / duration:.0f}/s)",
         "delivered / expected": f"{step.delivered}/{step.expected} ({100 * step.ratio:.1f}%)",
+        "lost updates (missing from a replica at the end)": (
+            f"{step.missing} ({step.incomplete} replicas incomplete)" if step.missing else 0
+        ),
         "delivered updates/s": round(step.delivered / step.window_s),
         "fan-out latency p50 / p95 / p99 ms": fmt_ms(step.latencies),
         "merged on arrival": step.merged,
@@ -245,6 +259,7 @@ def step_figures(step: Step, duration: float) -> Figures:
 def resource_figures(step: Step) -> Figures:
     return {
         "server CPU % (of one core)": round(step.server_cpu),
+        "server CPU µs per delivered update": round(step.cpu_us_per_delivery, 1),
         "server RSS peak MiB": round(step.peak_rss / 2**20, 1),
         "load generator CPU % / loop lag p99 ms": (
             f"{step.lg_cpu:.0f} / {pct(step.loop_lag, 0.99):.1f}"

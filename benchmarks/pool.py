@@ -1,35 +1,60 @@
-"""The load-generator pool (worker processes driven over pipes) and the resource sampler."""
+"""The load-generator pool (Node processes of real Yjs replicas) and the resource sampler.
+
+Each worker is ``node benchmarks/node/loadgen.mjs``, driven over stdin/stdout with one JSON
+command per line and one JSON reply per line (the commands are listed in that file). The
+orchestrator spreads the clients round-robin over the workers and sends every worker the same
+command for each phase, so the writers of all workers start on one schedule.
+``BENCH_LOADGEN_NODE_ARGS`` adds options to their ``node`` command line (e.g. ``--cpu-prof``).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
+import json
+import os
+import queue
+import shlex
+import subprocess
 import threading
 import time
 from collections import Counter
+from dataclasses import asdict
 from typing import Any
 
 import psutil
-from loadgen import worker_main
-from servers import ServerProcess
-from yclient import ClientSpec
+from server_process import ClientSpec, ServerProcess, die_with_parent
+from servers import NODE_DIR
+
+LOADGEN = NODE_DIR / "loadgen.mjs"
 
 
 class LoadGen:
-    """N worker processes, each running `loadgen.Worker`; commands go over pipes."""
+    """N Node worker processes (`benchmarks/node/loadgen.mjs`); commands go over their stdin."""
 
     def __init__(self, n: int) -> None:
-        ctx = mp.get_context("spawn")
-        self.conns = []
-        self.procs = []
-        for i in range(n):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child, i), daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.replies: list[queue.Queue[bytes]] = []
+        for _ in range(n):
+            proc = subprocess.Popen(
+                ["node", *shlex.split(os.environ.get("BENCH_LOADGEN_NODE_ARGS", "")), str(LOADGEN)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=NODE_DIR,
+                start_new_session=True,  # a Ctrl-C reaches the orchestrator, which closes us
+                preexec_fn=die_with_parent,
+            )
+            replies: queue.Queue[bytes] = queue.Queue()
+            threading.Thread(target=self._read, args=(proc, replies), daemon=True).start()
             self.procs.append(proc)
+            self.replies.append(replies)
         self._ps = [psutil.Process(p.pid) for p in self.procs]
+
+    @staticmethod
+    def _read(proc: subprocess.Popen[bytes], replies: queue.Queue[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            replies.put(line)
+        replies.put(b"")  # end of output: the worker exited
 
     @property
     def n(self) -> int:
@@ -37,19 +62,28 @@ class LoadGen:
 
     def call(self, cmds: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
         """Send one command to each worker; wait (bounded) for every reply."""
-        for conn, cmd in zip(self.conns, cmds, strict=True):
-            conn.send(cmd)
+        for i, (proc, cmd) in enumerate(zip(self.procs, cmds, strict=True)):
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(json.dumps(cmd, default=_plain).encode() + b"\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise RuntimeError(f"load-generator worker {i} is gone ({exc})") from exc
         deadline = time.monotonic() + timeout
-        replies = []
-        for i, conn in enumerate(self.conns):
-            left = deadline - time.monotonic()
-            if not conn.poll(max(left, 0.0)):
-                raise TimeoutError(f"load-generator worker {i}: no reply to {cmds[i]['op']}")
-            reply = conn.recv()
+        out = []
+        for i, replies in enumerate(self.replies):
+            try:
+                line = replies.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                op = cmds[i]["op"]
+                raise TimeoutError(f"load-generator worker {i}: no reply to {op}") from None
+            if not line:
+                raise RuntimeError(f"load-generator worker {i} exited ({self.procs[i].poll()})")
+            reply = json.loads(line)
             if "error" in reply:
                 raise RuntimeError(f"load-generator worker {i}: {reply['error']}")
-            replies.append(reply)
-        return replies
+            out.append(reply)
+        return out
 
     def broadcast(self, cmd: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         return self.call([cmd] * self.n, timeout)
@@ -84,15 +118,30 @@ class LoadGen:
         with contextlib.suppress(Exception):
             self.broadcast({"op": "close"}, timeout=10.0)
         for proc in self.procs:
-            proc.join(3)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(3)
-            if proc.is_alive():
+            with contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.close()
+            try:
+                proc.wait(3)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.join(1)
-        for conn in self.conns:
-            conn.close()
+                proc.wait(3)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, ClientSpec):
+        return asdict(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def fetch(specs: list[ClientSpec], timeout: float) -> list[dict[str, Any]]:
+    """Fresh one-off clients, in a worker of their own: each syncs and reports what it got."""
+    lg = LoadGen(1)
+    try:
+        reply = lg.call([{"op": "fetch", "specs": specs, "timeout": timeout}], timeout + 30)
+    finally:
+        lg.shutdown()
+    return reply[0]["results"]
 
 
 class Sampler:

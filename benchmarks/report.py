@@ -1,8 +1,10 @@
-"""The markdown table: run metadata (machine, commit) and the rendering of every figure."""
+"""The markdown tables: run metadata (machine, commit), the summary in the shape of issue 10
+(rows = scenarios, columns = servers), and the detail of every figure."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import subprocess
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from servers import REPO
+from servers import NODE_DIR, REPO
 
 
 def machine() -> dict[str, str]:
@@ -25,6 +27,13 @@ def machine() -> dict[str, str]:
     for pkg in ("pycrdt", "pycrdt-websocket", "websockets", "uvicorn", "uvloop"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[pkg] = metadata.version(pkg)
+    with contextlib.suppress(OSError, ValueError):
+        pinned = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]
+        for pkg in ("@hocuspocus/server", "@y/websocket-server", "yjs"):
+            versions[pkg] = pinned[pkg]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        node = subprocess.run(["node", "--version"], capture_output=True, timeout=10, check=False)
+        versions["node"] = node.stdout.decode().strip().lstrip("v")
     return {
         "cpu": f"{cpu} x {os.cpu_count()} cores",
         "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
@@ -46,8 +55,35 @@ def git_commit() -> str:
     return commit if out.returncode == 0 and commit else "uncommitted"
 
 
+def render_summary(results: dict[str, Any]) -> list[str]:
+    """One row per scenario figure, one column per server: each scenario's ``_summary``."""
+    servers: list[str] = results["servers"]
+    labels = results.get("labels", {})
+    lines = [
+        "| scenario (p95 unless said) | " + " | ".join(labels.get(s, s) for s in servers) + " |",
+        "|---|" + "---|" * len(servers),
+    ]
+    for sc in results["scenarios"]:
+        rows: list[str] = []
+        for s in servers:
+            for row in sc["servers"].get(s, {}).get("_summary", {}):
+                if row not in rows:
+                    rows.append(row)
+        for row in rows or [""]:
+            cells = []
+            for s in servers:
+                figures = sc["servers"].get(s, {})
+                cell = figures.get("_summary", {}).get(row)
+                if cell is None:
+                    cell = "failed" if "error" in figures else ""
+                cells.append(str(cell).replace("|", "\\|"))
+            lines.append(f"| {row or sc['title']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     servers: list[str] = results["servers"]
+    labels = results.get("labels", {})
     meta = results["meta"]
     lines = [
         f"### {meta['date']} — syncd commit `{meta['commit']}`"
@@ -58,7 +94,12 @@ def render(results: dict[str, Any]) -> str:
         f"{meta['machine']['packages']}. Load generator: {meta['workers']} process(es); "
         f"measurement {meta['duration']:.0f}s per scenario.",
         "",
-        "| scenario | figure | " + " | ".join(servers) + " |",
+        *render_summary(results),
+        "",
+        "Server CPU % is of one core; µs/delivery is server CPU time ÷ updates delivered to "
+        "replicas. Detail:",
+        "",
+        "| scenario | figure | " + " | ".join(labels.get(s, s) for s in servers) + " |",
         "|---|---|" + "---|" * len(servers),
     ]
     for sc in results["scenarios"]:

@@ -1,11 +1,12 @@
-"""Run the sync benchmarks against syncd and pycrdt-websocket; print a side-by-side table.
+"""Run the sync benchmarks against syncd and its peers; print a side-by-side table.
 
-    python benchmarks/run.py [--scenarios canvas,crowd] [--quick] [--json out.json]
+    python benchmarks/run.py [--scenarios 1,3] [--servers syncd,hocuspocus] [--quick]
 
 Each scenario runs against each server in turn, on a fresh server process (and, for syncd, a
-fresh data directory), with the clients spread over load-generator worker processes
-(`loadgen.py`). Figures are printed, never asserted: the table is ready to paste into
-`benchmarks/RESULTS.md`. See `benchmarks/README.md` for what each figure means.
+fresh data directory or Postgres schema), with the clients, real Yjs replicas, spread over
+Node load-generator processes (`node/loadgen.mjs`). Figures are printed, never asserted: the
+summary table (rows = scenarios, columns = servers) and the detail table are ready to paste
+into `benchmarks/RESULTS.md`. See `benchmarks/README.md` for what each figure means.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from report import git_commit, machine, render
 from scenarios import SCENARIOS, Scenario
 from servers import (
     PEER_URL,
+    POSTGRES_URL,
+    SERVERS,
     SYNCD_URL,
-    PycrdtWebsocket,
     ServerError,
     ServerProcess,
     Syncd,
-    syncd_available,
+    available,
+    make_server,
+    node_ready,
 )
 
 
@@ -41,13 +45,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     names = ", ".join(f"{s.number}={s.key}" for s in SCENARIOS)
     p.add_argument("--scenarios", default="all", help=f"comma-separated ({names}) or all")
-    p.add_argument("--servers", default="pycrdt-websocket,syncd",
-                   help="comma-separated: pycrdt-websocket, syncd")  # fmt: skip
+    p.add_argument("--servers", default=",".join(SERVERS),
+                   help=f"comma-separated, of: {', '.join(SERVERS)} (default all)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="shorter runs (5 s, smaller history)")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--duration", type=float, help="measurement seconds per scenario")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                   help="load-generator processes (default: cores - 1)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=max(2, (os.cpu_count() or 2) - 1),
+                   help="load-generator processes (default: cores - 1, at least 2)")  # fmt: skip
     p.add_argument("--history", type=int, help="updates in the cold-load history (100000)")
     p.add_argument("--idle", type=int, default=2000, help="idle connections (2000)")
     p.add_argument(
@@ -57,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--syncd-url", default=SYNCD_URL, help=f"default {SYNCD_URL}")
     p.add_argument("--peer-url", default=PEER_URL, help=f"default {PEER_URL}")
+    p.add_argument("--postgres-url", default=POSTGRES_URL,
+                   help=f"syncd-postgres: a fresh schema there ({POSTGRES_URL})")  # fmt: skip
     p.add_argument("--peer-ws", default="auto",
                    help="uvicorn --ws for pycrdt-websocket (auto: uvicorn's default; syncd "
                         "uses websockets-sansio)")  # fmt: skip
@@ -94,18 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
 
+    ok, why = node_ready()
+    if not ok:  # the load generator itself is Node
+        raise SystemExit(f"the load generator cannot run: {why}")
     servers: list[str] = []
+    labels: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for name in wanted:
-        if name == "syncd":
-            ok, why = syncd_available(args.syncd_cmd)
-            if not ok:
-                skipped[name] = why
-                print(f"syncd not runnable, skipped: {why}", file=sys.stderr)
-                continue
-        elif name != "pycrdt-websocket":
-            raise SystemExit(f"unknown server {name!r}")
+        if name not in SERVERS:
+            raise SystemExit(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
+        ok, why = available(name, args)
+        if not ok:
+            skipped[name] = why
+            print(f"{name} not runnable, skipped: {why}", file=sys.stderr)
+            continue
         servers.append(name)
+        labels[name] = make_server(name, workdir, args).label
 
     results: dict[str, Any] = {
         "meta": {
@@ -120,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "workdir": str(workdir),
         },
         "servers": servers,
+        "labels": labels,
         "skipped": skipped,
         "scenarios": [],
     }
@@ -131,14 +142,13 @@ def main(argv: list[str] | None = None) -> int:
                                      "servers": {}}  # fmt: skip
             results["scenarios"].append(entry)
             for name in servers:
-                print(f"== {sc.number}. {sc.title} — {name}", file=sys.stderr, flush=True)
                 sdir = workdir / f"{sc.key}-{name}"
                 sdir.mkdir()
-                server: ServerProcess = (
-                    Syncd(sdir, args.syncd_url, args.syncd_cmd)
-                    if name == "syncd"
-                    else PycrdtWebsocket(sdir, args.peer_url, args.peer_ws)
-                )
+                server: ServerProcess = make_server(name, sdir, args)
+                if sc.durable_only and not server.persistent:
+                    entry["servers"][name] = {"_summary": {"": "n/a"}, "n/a": "in memory"}
+                    continue
+                print(f"== {sc.number}. {sc.title} — {name}", file=sys.stderr, flush=True)
                 active.append(server)
                 try:
                     server.start()
@@ -151,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise
                 finally:
                     server.stop()
+                    server.cleanup()
                     active.remove(server)
                 if isinstance(server, Syncd) and server.token_source:
                     results["meta"]["syncd_token"] = server.token_source
@@ -160,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in active:
             server.stop()
+            server.cleanup()
     table = render(results)
     print(table)
     if args.json:

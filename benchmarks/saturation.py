@@ -16,7 +16,7 @@ from measure import (
     problems,
     resource_figures,
 )
-from servers import ServerProcess
+from server_process import ServerProcess
 from stats import pct
 
 
@@ -97,6 +97,11 @@ def saturation(ctx: Context, server: ServerProcess) -> Figures:
         all_steps.late += s.late
         all_steps.others_cpu = max(all_steps.others_cpu, s.others_cpu)
     figures.update(problems(server, log_mark, conn, all_steps))
+    figures["_summary"] = {
+        "": f"{best.delivered / best.window_s / 1000:.1f}k deliveries/s (p95 {best.p95:.0f} ms)"
+        if best
+        else "none"
+    }
     figures["_steps"] = [
         {"target_sent_per_s": s.target_rate, "sent": s.sent, "delivered": s.delivered,
          "expected": s.expected, "delivered_per_s": s.delivered / s.window_s,

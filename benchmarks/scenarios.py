@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from measure import (
     Context,
@@ -26,9 +27,8 @@ from measure import (
     wait_server_idle,
 )
 from saturation import saturation
-from servers import ServerProcess
+from server_process import ServerProcess
 from stats import fmt_ms, median, merge_latencies, pct
-from yclient import ClientSpec
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Scenario:
     number: int
     title: str
     run: Callable[[Context, ServerProcess], Figures]
+    durable_only: bool = False  # measures what survives a restart: n/a for in-memory servers
 
 
 # ---------------------------------------------------------------------- fan-out scenarios
@@ -71,6 +72,13 @@ def fanout(
         figures["converged"] = converged
         figures.update(resource_figures(step))
         figures.update(problems(server, log_mark, conn, step))
+        cell = (
+            f"{step.p95:.1f} ms ({step.server_cpu:.0f}%, "
+            f"{step.cpu_us_per_delivery:.0f} µs/delivery)"
+        )
+        if step.missing:
+            cell += f", {step.missing} lost"
+        figures["_summary"] = {"": cell}
         return figures
 
     return run
@@ -80,7 +88,7 @@ def fanout(
 
 
 def idle(ctx: Context, server: ServerProcess) -> Figures:
-    n_docs = 20
+    n_docs = 100
     names = doc_names(n_docs, "idle")
     per_doc = max(1, ctx.idle // n_docs)
     specs = build_specs(server, names, per_doc, 0)
@@ -99,7 +107,7 @@ def idle(ctx: Context, server: ServerProcess) -> Figures:
         rest = [s for i, s in enumerate(specs) if i % per_doc != 0]
         with Sampler(server, lg) as sampler:
             rss_empty = settled_rss()
-            a = lg.connect(firsts)
+            a = lg.connect(firsts, timeout=180)
             time.sleep(0.5)
             rss_before = settled_rss()
             cpu0 = server.cpu_seconds()
@@ -132,6 +140,12 @@ def idle(ctx: Context, server: ServerProcess) -> Figures:
             round((rss_after - rss_before) / added / 1024, 1) if added else "—"
         ),
         "connect rate (connections/s)": round(added / b["elapsed_s"]) if added else "—",
+        f"time to connect all {len(specs)} s": round(a["elapsed_s"] + b["elapsed_s"], 2),
+        "RSS per connection KiB (all - fresh) / n": (
+            round((rss_after - rss_empty) / (a["connected"] + added) / 1024, 1)
+            if a["connected"] + added
+            else "—"
+        ),
         "connect→synced p50 / p99 ms (while opening)": f"{pct(ms, 0.5):.1f} / {pct(ms, 0.99):.1f}",
         "server CPU ms per connection (open+sync)": (
             round(1000 * connect_cpu / added, 2) if added else "—"
@@ -144,6 +158,16 @@ def idle(ctx: Context, server: ServerProcess) -> Figures:
     step.errors.extend(errors)
     step.others_cpu = sampler.others_pct
     figures.update(problems(server, log_mark, {**b, "failed": b["failed"]}, step))
+    n = a["connected"] + added
+    figures["_summary"] = {
+        f"R5: KiB per idle connection ({len(specs):,} over {n_docs} docs)": (
+            figures["RSS per connection KiB (all - fresh) / n"]
+        ),
+        f"R5: time to connect {len(specs):,}": (
+            f"{a['elapsed_s'] + b['elapsed_s']:.1f} s"
+            + ("" if n == len(specs) else f" ({len(specs) - n} failed)")
+        ),
+    }
     return figures
 
 
@@ -155,10 +179,13 @@ def cold_load(ctx: Context, server: ServerProcess) -> Figures:
     n_writers = 10
     per_writer = max(1, ctx.history // n_writers)
     total = per_writer * n_writers
-    url = server.url(name)
-    specs = [ClientSpec(1, name, url)] + [
-        ClientSpec(2 + i, name, url, writer=True, sink=True) for i in range(n_writers)
+    specs = [server.client_spec(1, name)] + [
+        server.client_spec(2 + i, name, writer=True, sink=True) for i in range(n_writers)
     ]
+
+    def probe() -> dict[str, Any]:
+        return run_fetch([server.client_spec(10**6, name)], 120)[0]
+
     log_mark = server.log_size()
     lg = new_loadgen(ctx, len(specs))
     figures: Figures = {}
@@ -183,7 +210,7 @@ def cold_load(ctx: Context, server: ServerProcess) -> Figures:
                 timeout=seed_cap + 30,
             )
         sent = sum(r["sent"] for r in runs)
-        last_recv = max(s["last_recv_ns"] for s in stats) / 1e9
+        last_recv = max(s["last_recv_s"] for s in stats)
         seed_s = max(last_recv, sent_done) - start_at
         observed = sum(s["delivered"] for s in stats)
         lat = merge_latencies(stats)
@@ -206,71 +233,65 @@ def cold_load(ctx: Context, server: ServerProcess) -> Figures:
         figures["server busy after seeding s"] = (
             round(idle_after, 1) if idle_after >= 0 else "still busy after 60"
         )
-        warm = [run_fetch([url], 120)[0] for _ in range(3)]  # one after the other
-        ctx.log("warm: " + ", ".join(f"{w.synced_ms:.0f} ms" for w in warm))
-        warm_ok = [w for w in warm if w.ok]
+        warm = [probe() for _ in range(3)]  # one after the other
+        warm_ok = [w for w in warm if w["ok"]]
+        ctx.log("warm: " + ", ".join(f"{w['synced_ms']:.0f} ms" for w in warm_ok))
         reference = warm_ok[0] if warm_ok else None
         figures["warm: connect→synced ms (median of 3, one at a time)"] = (
-            f"{median([w.synced_ms for w in warm_ok]):.0f}"
+            f"{median([w['synced_ms'] for w in warm_ok]):.0f}"
             if warm_ok
-            else f"failed: {warm[0].error}"
+            else f"failed: {warm[0]['error']}"
         )
         if reference:
-            markers_ok = reference.marker_seqs == {
+            markers_ok = reference["marker_seqs"] == {
                 w: s for ws in last_seq.values() for w, s in ws.items()
             }
-            figures["sync step 2 size KiB"] = round(reference.step2_bytes / 1024, 1)
+            figures["sync step 2 size KiB"] = round(reference["step2_bytes"] / 1024, 1)
             figures["state complete"] = "yes" if markers_ok else "NO (writer markers missing)"
-            if len({w.digest for w in warm_ok}) > 1:
+            if len({w["digest"] for w in warm_ok}) > 1:
                 figures["state complete"] += "; fresh clients disagree"
     finally:
         lg.shutdown()
 
     # With every client gone: does the server still hold the history?
     time.sleep(0.5)
-    after = run_fetch([url], 60)[0]
-    kept = reference is not None and after.ok and after.digest == reference.digest
+    after = probe()
+    kept = reference is not None and after["ok"] and after["digest"] == reference["digest"]
     figures["history kept after the last client left"] = (
         "yes" if kept else "no (the room is dropped with its last client)"
     )
-    if not server.persistent:
-        na = "n/a (in-memory: no store, the history is lost on restart)"
-        figures["cold: connect→synced ms after restart"] = na
-        figures["restart: stop s / start-to-listening s"] = "n/a"
-        figures["state after restart equals before"] = "n/a"
-    else:
-        cold_ms, stop_s, start_s, same = [], [], [], []
-        restarts = 1 if ctx.quick else 3
-        for i in range(restarts):
-            stop_s.append(server.stop())
-            t1 = time.monotonic()
-            server.start(timeout=120, keep_port=True)
-            start_s.append(time.monotonic() - t1)
-            probe = run_fetch([url], 120)[0]
-            ctx.log(
-                f"restart {i + 1}: stop {stop_s[-1]:.1f}s, start {start_s[-1]:.1f}s, "
-                f"cold sync {probe.synced_ms:.0f} ms"
-                if probe.ok
-                else f"cold: {probe.error}"
-            )
-            if probe.ok:
-                cold_ms.append(probe.synced_ms)
-                same.append(reference is not None and probe.digest == reference.digest)
-            else:
-                same.append(False)
-                figures["cold error"] = probe.error
-        figures["cold: connect→synced ms after restart"] = (
-            f"{median(cold_ms):.0f} (median of {len(cold_ms)}, "
-            f"min {min(cold_ms):.0f}, max {max(cold_ms):.0f})"
-            if cold_ms
-            else "failed"
+    cold_ms, stop_s, start_s, same = [], [], [], []
+    restarts = 1 if ctx.quick else 3
+    for i in range(restarts):
+        stop_s.append(server.stop())
+        t1 = time.monotonic()
+        server.start(timeout=120, keep_port=True)
+        start_s.append(time.monotonic() - t1)
+        cold = probe()
+        ctx.log(
+            f"restart {i + 1}: stop {stop_s[-1]:.1f}s, start {start_s[-1]:.1f}s, "
+            f"cold sync {cold['synced_ms']:.0f} ms"
+            if cold["ok"]
+            else f"cold: {cold['error']}"
         )
-        figures["restart: stop s / start-to-listening s"] = (
-            f"{median(stop_s):.1f} / {median(start_s):.1f}"
-        )
-        figures["state after restart equals before"] = (
-            "yes" if same and all(same) else f"NO ({same.count(False)}/{len(same)} differ)"
-        )
+        if cold["ok"]:
+            cold_ms.append(cold["synced_ms"])
+            same.append(reference is not None and cold["digest"] == reference["digest"])
+        else:
+            same.append(False)
+            figures["cold error"] = cold["error"]
+    figures["cold: connect→synced ms after restart"] = (
+        f"{median(cold_ms):.0f} (median of {len(cold_ms)}, "
+        f"min {min(cold_ms):.0f}, max {max(cold_ms):.0f})"
+        if cold_ms
+        else "failed"
+    )
+    figures["restart: stop s / start-to-listening s"] = (
+        f"{median(stop_s):.1f} / {median(start_s):.1f}"
+    )
+    figures["state after restart equals before"] = (
+        "yes" if same and all(same) else f"NO ({same.count(False)}/{len(same)} differ)"
+    )
     step = Step.empty()
     step.others_cpu = sampler.others_pct
     for s in stats:
@@ -278,22 +299,27 @@ def cold_load(ctx: Context, server: ServerProcess) -> Figures:
         step.closes.update(s["closes"])
         step.errors.extend(s["errors"])
     figures.update(problems(server, log_mark, conn, step))
+    figures["_summary"] = {
+        "": (f"{median(cold_ms):.0f} ms" if cold_ms else "failed")
+        + ("" if all(same) else " (state differs after restart)")
+    }
     return figures
 
 
 SCENARIOS = [
     Scenario(
-        "canvas", 1, "one canvas: 50 clients, 10 writers x 20/s", fanout(1, 50, 10, 20, "canvas")
+        "canvas", 1, "R1: 1 doc, 50 clients, 10 writers x 20/s", fanout(1, 50, 10, 20, "canvas")
     ),
     Scenario(
-        "crowd", 2, "one document: 200 clients, 20 writers x 10/s",
-        fanout(1, 200, 20, 10, "journal"),
+        "crowd", 2, "R2: 1 doc, 200 clients, 20 writers x 10/s", fanout(1, 200, 20, 10, "journal")
     ),
     Scenario(
-        "many-docs", 3, "100 documents x 5 clients, 1 writer x 5/s each",
-        fanout(100, 5, 1, 5, "canvas"),
+        "many-docs", 3, "R3: 100 docs x 5 clients, 2 writers x 5 strokes/s",
+        fanout(100, 5, 2, 5, "stroke"),
     ),
-    Scenario("saturation", 4, "saturation: 50 writers + 5 readers on one document", saturation),
-    Scenario("idle", 5, "idle connections: RSS per connection", idle),
-    Scenario("cold-load", 6, "cold load of a document with a long history", cold_load),
+    Scenario("saturation", 4, "R4: 50 writers + 5 readers on 1 doc, stepped rate", saturation),
+    Scenario("idle", 5, "R5: 2,000 idle connections over 100 docs", idle),
+    Scenario(
+        "cold-load", 6, "cold load of a 100,000-update history", cold_load, durable_only=True
+    ),
 ]  # fmt: skip

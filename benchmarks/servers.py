@@ -1,227 +1,81 @@
-"""The servers under test, each run as a subprocess on a free loopback port.
+"""The servers under test, in the order of the table's columns; each a fresh process per scenario.
 
-`ServerProcess` owns one subprocess: it starts it in its own session (so a Ctrl-C in the
-terminal reaches only the orchestrator, which then stops it), asks the kernel to kill it if the
-orchestrator dies (PR_SET_PDEATHSIG), waits until the port accepts connections, and measures
-the process tree's RSS and CPU time with psutil. `stop()` is SIGTERM, then SIGKILL after a
-bounded wait; it is safe to call twice.
-
-Two kinds:
-
+- `YWebsocket`: the reference `@y/websocket-server` (its own `src/server.js`, in memory).
+- `Hocuspocus`: `@hocuspocus/server` 4 in memory, no extensions (`node/hocuspocus_server.mjs`);
+  Hocuspocus framing, one socket per document.
 - `PycrdtWebsocket`: `peer_pycrdt_websocket.py` (stock WebsocketServer + ASGIServer on
   uvicorn), in memory.
 - `Syncd`: ``syncd serve --host 127.0.0.1 --port PORT --data-dir DIR`` (configurable command),
-  its embedded SQLite in a fresh data directory; the URL template carries a token made with
+  durable: its embedded SQLite (``synchronous=FULL``) in a fresh data directory, or
+  ``NORMAL`` (`SyncdNormal`), or a fresh schema of a Postgres database (`SyncdPostgres`, whose
+  CPU includes the Postgres backends serving it). The URL carries a token made with
   ``syncd token`` (or signed here with the same secret if that command is missing).
+
+The Node packages are pinned by ``node/package-lock.json`` (``npm ci --prefix benchmarks/node``).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shlex
-import signal
-import socket
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psutil
+from server_process import HERE, OWNER, REPO, ServerError, ServerProcess
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-OWNER = "bench"
+NODE_DIR = HERE / "node"
 BENCH_SECRET = "syncd-benchmark-secret-not-for-production-0123456789"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 PEER_URL = "ws://127.0.0.1:{port}/{owner}/{name}"
 SYNCD_URL = "ws://127.0.0.1:{port}/v1/docs/{owner}/{name}?token={token}"
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["SERVERS", "ServerError", "ServerProcess", "available", "make_server", "node_ready"]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class ServerError(RuntimeError):
-    """The server did not start, or died."""
+def node_ready() -> tuple[bool, str]:
+    """Whether node and the pinned packages of benchmarks/node are there; the reason if not."""
+    if shutil.which("node") is None:
+        return False, "node is not on PATH"
+    if not (NODE_DIR / "node_modules" / "yjs").is_dir():
+        return False, "run `npm ci --prefix benchmarks/node` first"
+    return True, ""
 
 
-class ServerProcess:
-    """One server under test. Subclasses say how to launch it and how to address a document."""
-
-    name = "server"
-    persistent = False  # does the document survive a restart?
-
-    def __init__(self, workdir: Path, url_template: str) -> None:
-        self.workdir = workdir
-        self.url_template = url_template
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"{self.name}.log"
-        self.token = ""
-        self.starts = 0
-
-    # ------------------------------------------------------------------ to override
+class YWebsocket(ServerProcess):
+    name = "y-websocket"
+    label = "y-websocket"
 
     def command(self) -> list[str]:
-        raise NotImplementedError
+        return ["node", str(NODE_DIR / "node_modules" / "@y" / "websocket-server" / "src" /
+                            "server.js")]  # fmt: skip
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ)
+        env = dict(os.environ)
+        env.update(HOST="127.0.0.1", PORT=str(self.port))
+        env.pop("YPERSISTENCE", None)  # in memory, like the other peers
+        return env
 
-    def prepare(self) -> None:
-        """Called before each start (e.g. to make a token)."""
 
-    # ------------------------------------------------------------------ lifecycle
+class Hocuspocus(ServerProcess):
+    name = "hocuspocus"
+    label = "Hocuspocus 4"
+    framing = "hp"
 
-    def start(self, timeout: float = 30.0, keep_port: bool = False) -> None:
-        """Launch the process and wait (bounded) until its port accepts TCP connections."""
-        if self.proc is not None:
-            raise ServerError(f"{self.name} already running")
-        if not keep_port or not self.port:
-            self.port = free_port()
-        self.prepare()
-        self.starts += 1
-        log = self.log_path.open("ab")
-        log.write(f"\n===== start #{self.starts}: {shlex.join(self.command())}\n".encode())
-        log.flush()
-        try:
-            self.proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env(),
-                cwd=self.workdir,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                rc = self.proc.returncode
-                self.proc = None
-                raise ServerError(f"{self.name} exited with {rc} at start:\n{self.log_tail()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise ServerError(f"{self.name} not listening after {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 10.0) -> float:
-        """SIGTERM, wait up to ``timeout``, then SIGKILL. Returns the seconds it took."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return 0.0
-        started = time.monotonic()
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._kill_tree(proc.pid)
-                proc.wait(5)
-        # stragglers of the session (workers, helpers) go too
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return time.monotonic() - started
-
-    def restart(self, timeout: float = 30.0) -> float:
-        """Stop and start again on the same port with the same data; returns the stop time."""
-        took = self.stop()
-        self.start(timeout, keep_port=True)
-        return took
-
-    @staticmethod
-    def _kill_tree(pid: int) -> None:
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(pid)
-            for p in [*root.children(recursive=True), root]:
-                with contextlib.suppress(psutil.Error):
-                    p.kill()
-
-    # ------------------------------------------------------------------ measurements
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise ServerError(f"{self.name} not running")
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def processes(self) -> list[psutil.Process]:
-        try:
-            root = psutil.Process(self.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def rss(self) -> int:
-        total = 0
-        for p in self.processes():
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in self.processes():
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
-
-    def url(self, name: str) -> str:
-        return self.url_template.format(port=self.port, owner=OWNER, name=name, token=self.token)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
-
-    def log_findings(self, since: int = 0, keep: int = 8) -> tuple[int, list[str]]:
-        """Count error-looking lines written to the log after byte ``since``; keep a few."""
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(since)
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return 0, []
-        hits = [
-            line.strip()
-            for line in text.splitlines()
-            if any(w in line for w in ("ERROR", "Traceback", "Exception", "CRITICAL"))
-        ]
-        return len(hits), list(dict.fromkeys(hits))[:keep]
+    def command(self) -> list[str]:
+        return ["node", str(NODE_DIR / "hocuspocus_server.mjs"), str(self.port)]
 
 
 class PycrdtWebsocket(ServerProcess):
     name = "pycrdt-websocket"
+    label = "pycrdt-websocket"
 
     def __init__(self, workdir: Path, url_template: str = PEER_URL, ws: str = "auto") -> None:
         super().__init__(workdir, url_template)
@@ -237,6 +91,7 @@ class PycrdtWebsocket(ServerProcess):
 
 class Syncd(ServerProcess):
     name = "syncd"
+    label = "syncd"
     persistent = True
 
     def __init__(
@@ -253,7 +108,8 @@ class Syncd(ServerProcess):
         env["SYNCD_DATA_DIR"] = str(self.data_dir)
         # `python -m syncd` from a checkout that is not pip-installed
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-        for key in ("SYNCD_DATABASE_URL", "SYNCD_REDIS_URL", "SYNCD_HOST", "SYNCD_PORT"):
+        for key in ("SYNCD_DATABASE_URL", "SYNCD_REDIS_URL", "SYNCD_HOST", "SYNCD_PORT",
+                    "SYNCD_SQLITE_SYNCHRONOUS"):  # fmt: skip
             env.pop(key, None)
         return env
 
@@ -267,6 +123,138 @@ class Syncd(ServerProcess):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if "{token}" in self.url_template and not self.token:
             self.token, self.token_source = make_token(self.base_cmd, self.env(), self.workdir)
+
+
+class SyncdNormal(Syncd):
+    name = "syncd-normal"
+    label = "syncd `NORMAL`"
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["SYNCD_SQLITE_SYNCHRONOUS"] = "NORMAL"
+        return env
+
+
+class SyncdPostgres(Syncd):
+    """syncd on a fresh schema of ``postgres_url``, dropped by `cleanup()`.
+
+    The schema's name is also the connections' ``application_name``, which is how the
+    Postgres backends that serve this syncd are found: their CPU counts as the server's.
+    """
+
+    name = "syncd-postgres"
+    label = "syncd Postgres"
+
+    def __init__(
+        self, workdir: Path, url_template: str, cmd: str | None, postgres_url: str
+    ) -> None:
+        super().__init__(workdir, url_template, cmd)
+        self.postgres_url = postgres_url
+        self.schema = ""
+        self._backends: dict[int, tuple[psutil.Process, float]] = {}
+        self._backend_cpu_gone = 0.0  # CPU of backends that have exited since
+
+    def prepare(self) -> None:
+        if not self.schema:
+            import psycopg  # a syncd dependency
+
+            self.schema = f"bench_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(self.postgres_url, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {self.schema}")
+        super().prepare()
+
+    @property
+    def database_url(self) -> str:
+        sep = "&" if "?" in self.postgres_url else "?"
+        return (
+            f"{self.postgres_url}{sep}options=-csearch_path%3D{self.schema}"
+            f"&application_name={self.schema}"
+        )
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--database-url", self.database_url]
+
+    def backend_pids(self) -> list[int]:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.postgres_url, autocommit=True, connect_timeout=3) as conn:
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (self.schema,)
+                ).fetchall()
+        except psycopg.Error:
+            return []
+        return [r[0] for r in rows]
+
+    def cpu_seconds(self) -> float:
+        total = super().cpu_seconds()
+        pids = set(self.backend_pids()) if self.alive() else set()
+        for pid in pids - self._backends.keys():
+            with contextlib.suppress(psutil.Error):
+                self._backends[pid] = (psutil.Process(pid), 0.0)
+        for pid, (proc, last) in list(self._backends.items()):
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:  # exited: keep what it had used when last seen
+                self._backend_cpu_gone += last
+                del self._backends[pid]
+                continue
+            self._backends[pid] = (proc, t.user + t.system)
+            total += t.user + t.system
+        return total + self._backend_cpu_gone
+
+    def cleanup(self) -> None:
+        if not self.schema:
+            return
+        import psycopg
+
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(self.postgres_url, autocommit=True, connect_timeout=5) as conn,
+        ):
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+
+SERVERS = ["y-websocket", "hocuspocus", "pycrdt-websocket", "syncd", "syncd-normal",
+           "syncd-postgres"]  # fmt: skip
+
+
+def make_server(name: str, workdir: Path, args: argparse.Namespace) -> ServerProcess:
+    if name == "y-websocket":
+        return YWebsocket(workdir, PEER_URL)
+    if name == "hocuspocus":
+        return Hocuspocus(workdir, "ws://127.0.0.1:{port}/")
+    if name == "pycrdt-websocket":
+        return PycrdtWebsocket(workdir, args.peer_url, args.peer_ws)
+    if name == "syncd":
+        return Syncd(workdir, args.syncd_url, args.syncd_cmd)
+    if name == "syncd-normal":
+        return SyncdNormal(workdir, args.syncd_url, args.syncd_cmd)
+    if name == "syncd-postgres":
+        return SyncdPostgres(workdir, args.syncd_url, args.syncd_cmd, args.postgres_url)
+    raise SystemExit(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
+
+
+def available(name: str, args: argparse.Namespace) -> tuple[bool, str]:
+    """Whether this server can run here; the reason when it cannot."""
+    if name in ("y-websocket", "hocuspocus"):
+        return node_ready()
+    if name == "pycrdt-websocket":
+        try:
+            import pycrdt.websocket  # noqa: F401
+        except ImportError as exc:
+            return False, f"pycrdt-websocket is not installed ({exc})"
+        return True, ""
+    ok, why = syncd_available(args.syncd_cmd)
+    if ok and name == "syncd-postgres":
+        import psycopg
+
+        try:
+            with psycopg.connect(args.postgres_url, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            return False, f"Postgres unreachable at {args.postgres_url}: {str(exc).strip()}"
+    return ok, why
 
 
 def make_token(base_cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[str, str]:
