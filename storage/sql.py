@@ -37,6 +37,7 @@ from .schema import (
     snapshots,
     updates,
 )
+from .sqlite_appender import SqliteAppender
 from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, StoreUnavailable
 
 __all__ = ["SqlStore", "engine_url"]
@@ -99,6 +100,7 @@ class SqlStore:
         self._ids: dict[DocKey, int] = {}  # document row ids, which never change
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+        self._appender: SqliteAppender | None = None  # the SQLite hot path, see append()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -147,8 +149,15 @@ class SqlStore:
         self._engine = engine
         async with self._begin() as conn:
             await migrate(conn)
+        if self.dialect == "sqlite" and path and path != ":memory:":
+            self._appender = SqliteAppender(
+                path, synchronous=synchronous, busy_ms=busy_ms, timeout=self.timeout
+            )
 
     async def close(self) -> None:
+        if self._appender is not None:
+            await asyncio.to_thread(self._appender.close)
+            self._appender = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -364,6 +373,11 @@ class SqlStore:
         total = sum(len(items) for items in batch.values())
         if total == 0:
             return seqs
+        if self._appender is not None:
+            if any(key not in self._ids for key in batch):  # rare: rooms create on load
+                async with self._begin() as conn:
+                    await self._doc_ids(conn, batch.keys(), now)
+            return await self._appender.append(batch, {k: self._ids[k] for k in batch}, now)
         async with self._begin() as conn:
             # Feed positions first: the lock on this row is held until commit, which serialises
             # the commits of concurrent appenders (other nodes) and so orders positions by commit

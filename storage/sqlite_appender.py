@@ -1,0 +1,157 @@
+"""The SQLite write path of :meth:`SqlStore.append`: one thread, one connection, one hop.
+
+Every live update is appended here, so this path is the daemon's hot path. Through SQLAlchemy
+and aiosqlite a commit of a batch costs five thread hops (``BEGIN IMMEDIATE``, the feed
+position, the documents' seqs, the rows, ``COMMIT``) and a statement compiled anew each time
+(the ``CASE`` over the batch's documents has a different shape every batch). Here the whole
+transaction runs in one call on a thread of its own, with fixed SQL that the ``sqlite3``
+module's statement cache prepares once, and the rows go in with ``executemany``.
+
+The SQL is the same as the SQLAlchemy path's, statement for statement (see
+``SqlStore.append``); only the driver differs. Everything else — reads, compaction, access,
+deletion — stays on SQLAlchemy: SQLite has one writer at a time, and ``busy_timeout`` makes
+this connection and the pool's wait for each other, bounded by the store's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from .store import DocKey, DocumentDeleted, NewUpdate, StoreUnavailable
+
+__all__ = ["SqliteAppender"]
+
+_BUMP_POSITION = "UPDATE syncd_feed_position SET pos = pos + ? WHERE id = 1 RETURNING pos"
+_BUMP_DOCUMENT = (
+    "UPDATE syncd_documents SET seq = seq + ?, size_bytes = size_bytes + ?, updated_at = ?"
+    " WHERE id = ? AND deleted_at IS NULL RETURNING seq"
+)
+_INSERT_UPDATE = (
+    "INSERT INTO syncd_updates (pos, doc_id, seq, principal, origin, at, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SqliteAppender:
+    """Appends batches to a SQLite database file through a connection of its own.
+
+    Args:
+        path: the database file (WAL mode is set by the store when it opens it).
+        synchronous: SQLite's ``synchronous`` pragma, as the store's.
+        busy_ms: how long to wait for the write lock held by another connection.
+        timeout: the deadline of one append, as the store's other operations (SQLite's wait
+            for the write lock is ``busy_ms``).
+    """
+
+    def __init__(self, path: str, *, synchronous: str, busy_ms: int, timeout: float) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._busy_ms = busy_ms
+        self._timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # close() against an append still running
+
+    async def append(
+        self,
+        batch: Mapping[DocKey, Sequence[NewUpdate]],
+        ids: Mapping[DocKey, int],
+        now: float,
+    ) -> dict[DocKey, list[int] | DocumentDeleted]:
+        """Store ``batch`` in one transaction (``ids``: the documents' row ids, all known).
+
+        Raises:
+            StoreUnavailable: the database failed or its lock stayed taken past ``busy_ms``;
+                nothing is stored.
+        """
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(self._executor, self._append, batch, ids, now)
+        try:
+            # The deadline proper is SQLite's busy_timeout (a lock held elsewhere: the thread
+            # gives up, rolls back, nothing is stored). This one only bounds a thread stuck in
+            # the file system (an fsync that never returns), which nothing can interrupt.
+            return await asyncio.wait_for(asyncio.shield(job), 2 * self._timeout + 1)
+        except TimeoutError:
+            # The transaction may yet commit. The room refuses the batch and clients send it
+            # again (an update applied twice is harmless), so nothing acknowledged is lost.
+            raise StoreUnavailable(f"append stuck for {2 * self._timeout + 1:g}s") from None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- on the thread -----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, cached_statements=64
+            )
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            self._conn = conn
+        return self._conn
+
+    def _append(
+        self,
+        batch: Mapping[DocKey, Sequence[NewUpdate]],
+        ids: Mapping[DocKey, int],
+        now: float,
+    ) -> dict[DocKey, list[int] | DocumentDeleted]:
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            try:
+                seqs = self._write(conn, batch, ids, now)
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                raise
+            return seqs
+
+    @staticmethod
+    def _write(
+        conn: sqlite3.Connection,
+        batch: Mapping[DocKey, Sequence[NewUpdate]],
+        ids: Mapping[DocKey, int],
+        now: float,
+    ) -> dict[DocKey, list[int] | DocumentDeleted]:
+        total = sum(len(items) for items in batch.values())
+        (last_pos,) = conn.execute(_BUMP_POSITION, (total,)).fetchone()
+        next_pos = last_pos - total + 1
+        seqs: dict[DocKey, list[int] | DocumentDeleted] = {}
+        rows: list[tuple[object, ...]] = []
+        # Documents in key order, as the SQLAlchemy path: feed positions follow it.
+        for key in sorted(batch):
+            items = batch[key]
+            size = sum(len(u.data) for u in items)
+            bumped = conn.execute(_BUMP_DOCUMENT, (len(items), size, now, ids[key])).fetchone()
+            if bumped is None:
+                # A tombstone: nothing of it is stored; its feed positions stay unused (a gap,
+                # like a rolled-back transaction's).
+                seqs[key] = DocumentDeleted(key)
+                continue
+            first = bumped[0] - len(items) + 1
+            seqs[key] = list(range(first, first + len(items)))
+            doc_id = ids[key]
+            for seq, item in enumerate(items, first):
+                rows.append((next_pos, doc_id, seq, item.principal, item.origin, now, item.data))
+                next_pos += 1
+        if rows:
+            conn.executemany(_INSERT_UPDATE, rows)
+        return seqs
