@@ -49,6 +49,9 @@ documents = Table(
     # A random id made when the document is created and made anew whenever its history is
     # rewritten (purge): a client holding state of another epoch must not merge it (§1.10).
     Column("epoch", String(32), nullable=False, server_default=""),
+    # Set when a deleted document's content was erased (purge, or the end of the trash window);
+    # a deleted document without it is in the trash, its content kept for a restore.
+    Column("purged_at", Double, nullable=True),
     UniqueConstraint("tenant", "name", name="syncd_documents_tenant_name"),
 )
 
@@ -112,6 +115,23 @@ quarantine = Table(
     Column("at", Double, nullable=False),
 )
 
+# Versions: pointers into a document's log (``seq``). ``state`` is the document at that seq,
+# written only when compaction folds the log past it (the rows it would be rebuilt from may then
+# be pruned): see ``storage/history.py``.
+versions = Table(
+    "syncd_versions",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("doc_id", _BigId, ForeignKey("syncd_documents.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(8), nullable=False),  # "named" | "auto"
+    Column("seq", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("state", LargeBinary, nullable=True),
+)
+Index("syncd_versions_doc_seq", versions.c.doc_id, versions.c.seq)
+
 # One row: the last allocated feed position. Appending transactions lock it first and hold it
 # until they commit, so positions become visible in order: once a position is visible, every
 # smaller one is committed (or was never used). An autoincrement key would not promise that on
@@ -129,7 +149,7 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def new_epoch() -> str:
@@ -144,7 +164,9 @@ async def migrate(conn: AsyncConnection) -> None:
     the stored version, so a daemon upgrades its database on start. Version 2 adds
     ``syncd_quarantine``, a new table that ``create_all`` makes on an older database. Version 3
     adds ``syncd_documents.epoch`` (``create_all`` does not alter existing tables): a column
-    added empty, then a random epoch for every existing document.
+    added empty, then a random epoch for every existing document. Version 4 adds
+    ``syncd_versions`` (a new table) and ``syncd_documents.purged_at``: a document deleted
+    before it had its content erased at once, so it is marked purged.
     """
     if conn.dialect.name == "postgresql":
         # Nodes started together on an empty database would race to create the tables.
@@ -162,6 +184,13 @@ async def migrate(conn: AsyncConnection) -> None:
     elif row.version < SCHEMA_VERSION:
         if row.version < 3:
             await _add_epochs(conn)
+        if row.version < 4:
+            await conn.execute(text("ALTER TABLE syncd_documents ADD COLUMN purged_at FLOAT"))
+            await conn.execute(
+                update(documents)
+                .where(documents.c.deleted_at.is_not(None))
+                .values(purged_at=documents.c.deleted_at)
+            )
         await conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
 

@@ -27,6 +27,7 @@ from crdt.replay import replay
 
 from .deadline import operation_deadline, postgres_connect_args
 from .feed import FeedPage, read_feed_page
+from .history import _stateless, fold_with_versions, store_version_states, versions_to_fold
 from .schema import (
     documents,
     feed_position,
@@ -285,6 +286,7 @@ class SqlStore:
             doc.updated_at,
             pos=pos,
             tail_seqs=tail_seqs,
+            epoch=doc.epoch,
         )
 
     async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:
@@ -457,14 +459,23 @@ class SqlStore:
             raise KeyError(str(key))
         if not loaded.tail:
             return loaded.snapshot_seq
+        # Versions this fold passes keep their own state from now on (storage/history.py).
+        pending = await versions_to_fold(self, key, loaded.seq)
         # CPU-bound; a worker thread lets the event loop interleave with it. Kept history (no
         # garbage collection); an update that cannot be folded is quarantined, not folded.
-        state, skipped = await asyncio.to_thread(_fold_checked, loaded)
+        state, skipped, at_versions = await asyncio.to_thread(
+            fold_with_versions, loaded, [seq for _, seq in pending]
+        )
         now = time.time()
         async with self._begin() as conn:
             doc = await self._lock_live_doc(conn, key)
-            if doc is None:  # deleted meanwhile
+            # Deleted meanwhile, or purged and created again: what was folded is another
+            # lineage's, and writing it would resurrect erased content.
+            if doc is None or doc.epoch != loaded.epoch:
                 return loaded.seq
+            # Versions made while folding are rebuilt here, before any row is pruned.
+            pending = await _stateless(conn, doc.id, loaded.seq)
+            await store_version_states(conn, self, doc, pending, at_versions)
             if skipped:
                 await self._quarantine(conn, doc.id, skipped, now)
             # The log is append-only, so the state of seqs <= loaded.seq never changes: writing it
@@ -542,6 +553,8 @@ class SqlStore:
             updated_at=doc.updated_at,
             deleted=doc.deleted_at is not None,
             epoch=doc.epoch,
+            deleted_at=doc.deleted_at,
+            purged=doc.purged_at is not None,
         )
 
     async def set_access(self, key: DocKey, mode: str, new_grants: Mapping[str, str]) -> DocMeta:
@@ -565,10 +578,10 @@ class SqlStore:
     async def delete(self, key: DocKey) -> bool:
         async with self._begin() as conn:
             now = time.time()
-            # The tombstone first: it locks the document's row until commit, so an append or a
-            # compaction racing this delete either committed before it (and what it wrote is
-            # deleted below) or waits and then finds the tombstone and writes nothing. Deleting
-            # the content first would let a racing append's rows outlive the deletion.
+            # The tombstone locks the document's row until commit, so an append or a compaction
+            # racing this delete either committed before it (and what it wrote goes to the
+            # trash with the rest) or waits and then finds the tombstone and writes nothing.
+            # The content stays for a restore from the trash; storage/trash.py erases it.
             doc_id = (
                 await conn.execute(
                     sa_update(documents)
@@ -577,17 +590,11 @@ class SqlStore:
                         documents.c.name == key.name,
                         documents.c.deleted_at.is_(None),
                     )
-                    .values(deleted_at=now, updated_at=now, size_bytes=0, mode="private")
+                    .values(deleted_at=now, updated_at=now)
                     .returning(documents.c.id)
                 )
             ).scalar_one_or_none()
-            if doc_id is None:
-                return False
-            await conn.execute(updates.delete().where(updates.c.doc_id == doc_id))
-            await conn.execute(snapshots.delete().where(snapshots.c.doc_id == doc_id))
-            await conn.execute(grants.delete().where(grants.c.doc_id == doc_id))
-            await conn.execute(quarantine.delete().where(quarantine.c.doc_id == doc_id))
-        return True
+        return doc_id is not None
 
     # -- change feed ---------------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ class LoadedDoc:
     updated_at: float
     pos: int = 0  # the feed position of the last update in ``tail`` (or of the snapshot)
     tail_seqs: list[int] = field(default_factory=list)  # the seq of each update in ``tail``
+    epoch: str = ""  # the document's epoch when read (a purge between makes a new one)
 
     def numbered_tail(self) -> list[tuple[int, bytes]]:
         """``(seq, update)`` pairs of the tail (dense seqs after the snapshot if not recorded)."""
@@ -90,9 +91,11 @@ class DocMeta:
     size_bytes: int
     created_at: float
     updated_at: float
-    deleted: bool = False
+    deleted: bool = False  # in the trash, or purged
     # Random, made at creation and anew when the history is rewritten (DESIGN §1.10).
     epoch: str = ""
+    deleted_at: float | None = None  # when it was deleted (moved to the trash)
+    purged: bool = False  # its content, history and versions were erased: a bare tombstone
 
     @property
     def owner(self) -> str:
@@ -158,7 +161,9 @@ class Store(Protocol):
         """Replace the access mode and grants (one transaction); ``KeyError`` if absent."""
 
     async def delete(self, key: DocKey) -> bool:
-        """Drop the content, keep a tombstone; ``False`` if absent or already deleted."""
+        """Move the document to the trash: a tombstone from now on (loads, appends and the feed
+        refuse it), its content, access and versions kept for a restore (``storage/trash.py``,
+        which also purges); ``False`` if absent or already deleted."""
 
     async def state_before(self, key: DocKey, seq: int) -> bytes | None:
         """The document just before update ``seq``; ``None`` if that history was pruned."""

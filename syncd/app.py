@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from storage import StoreUnavailable
 
-from . import feed, http_api
+from . import feed, history_api, http_api
 from .daemon import Daemon
 from .dev_login import dev_login
 from .doc_socket import doc_socket
@@ -83,6 +83,7 @@ def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
         WebSocketRoute("/v1/sync", sync_socket),
         Route("/v1/feed", feed.feed_http, methods=["GET"]),
         WebSocketRoute("/v1/feed", feed.feed_socket),
+        *history_api.routes(),  # first: its DELETE of a document also purges
         *http_api.routes(),
     ]
     if settings.dev_login:

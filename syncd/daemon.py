@@ -6,6 +6,8 @@ import asyncio
 import logging
 
 from storage import DocMeta, GroupCommit, SqlStore, Store
+from storage.history import SqlHistory
+from storage.trash import SqlTrash
 
 from .access import Authorizer, Refusal, decide
 from .broker import AccessChanged, Broker, LocalBroker
@@ -13,6 +15,8 @@ from .cluster import Cluster
 from .commit_signal import CommitSignal
 from .docid import DocId
 from .feed_changes import ChangeStreams
+from .history import HistoryOps
+from .history_sweep import HistorySweep
 from .metrics import Metrics
 from .peer import CloseCode, Peer, SendQueues
 from .redis_broker import RedisBroker
@@ -48,6 +52,12 @@ class Daemon:
             self.broker, self.rooms, self.store, self.commits, self._apply_access
         )
         self.access = Authorizer(self._token_keys(settings), self.store, self.rooms.get_loaded)
+        # History (docs/history.md) works on the SQL store's tables.
+        assert isinstance(self.store, SqlStore), "history needs the SQL store"
+        self.history = SqlHistory(self.store)
+        self.trash = SqlTrash(self.store)
+        self.history_ops = HistoryOps(self.rooms, self.history)
+        self.history_sweep = HistorySweep(self.history, self.trash, settings)
         self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
         # One bound on every socket's send queue together (past it the biggest closes 1013).
         self.send_queues = SendQueues(
@@ -79,6 +89,7 @@ class Daemon:
         await self.store.open()
         self.commit.start()
         await self.cluster.start()
+        self.history_sweep.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -86,6 +97,7 @@ class Daemon:
         if not self.started:
             return
         self.started = False
+        await self.history_sweep.stop()
         await self.rooms.close()
         await self.commit.stop()
         await self.cluster.stop()
@@ -112,6 +124,11 @@ class Daemon:
     def access_changed(self, meta: DocMeta) -> None:
         """Access settings changed here: apply them, and tell the other nodes."""
         self._apply_access(meta)
+        self.broker.publish(meta.key, AccessChanged(self.broker.node_id))
+
+    def restored_from_trash(self, meta: DocMeta) -> None:
+        """A document came back from the trash here: other nodes re-read it (nothing there
+        caches the deletion, but a node must never keep refusing a restored id)."""
         self.broker.publish(meta.key, AccessChanged(self.broker.node_id))
 
     def _apply_access(self, meta: DocMeta) -> None:

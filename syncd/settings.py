@@ -48,6 +48,11 @@ class Settings:
     compact_after_updates: int = 500
     compact_after_bytes: int = 4 * MiB
     log_retention_seconds: float | None = 30 * 24 * 3600
+    # History (docs/history.md): a document that changed gets an automatic version this often;
+    # the newest auto_versions_keep are kept; a deleted document stays restorable this long.
+    auto_version_seconds: float = 1800.0
+    auto_versions_keep: int = 50
+    trash_seconds: float = 30 * 24 * 3600
     sqlite_synchronous: str = "FULL"
     # Database deadline: every store operation (taking a connection, its statements, the
     # commit) fails with "storage unavailable" after this long; /healthz's ping after at most 2 s.

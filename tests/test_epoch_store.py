@@ -36,10 +36,12 @@ async def test_migration_gives_existing_documents_an_epoch(database_url: str):
     await store.create(DocKey("default", "alice/old1"))
     await store.create(DocKey("default", "alice/old2"))
     await store.close()
-    # Turn the database back into a version 2 one: no epoch column.
+    # Turn the database back into a version 2 one: no epoch, purged_at, versions.
     engine = sa.create_engine(_sync_url(database_url))
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE syncd_documents DROP COLUMN epoch"))
+        conn.execute(sa.text("ALTER TABLE syncd_documents DROP COLUMN purged_at"))
+        conn.execute(sa.text("DROP TABLE syncd_versions"))
         conn.execute(sa.text("UPDATE syncd_schema_version SET version = 2"))
     store = SqlStore(database_url)
     await store.open()

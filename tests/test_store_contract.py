@@ -20,6 +20,7 @@ from storage import (
     Store,
     StoreUnavailable,
 )
+from storage.trash import SqlTrash
 from syncd.metrics import Metrics
 from syncd.rooms import DocumentNotFound, Rooms
 from syncd.settings import Settings
@@ -221,16 +222,32 @@ async def test_access_settings_and_tombstones(store: Store):
     assert await store.delete(key) is True
     assert await store.delete(key) is False
     gone = await store.meta(key)
-    assert gone.deleted and gone.grants == {}
+    # In the trash: refused everywhere, its access kept for a restore (storage/trash.py).
+    assert gone.deleted and not gone.purged and gone.grants == {"bob": "editor"}
     assert await store.load(key) is None
     assert await store.create(key) is False  # the tombstone keeps the id taken
     with pytest.raises(KeyError):
         await store.set_access(key, "private", {})
+    assert await SqlTrash(store).purge(key) is True  # type: ignore[arg-type]
+    purged = await store.meta(key)
+    assert purged.deleted and purged.purged and purged.grants == {} and purged.mode == "private"
+    assert await store.create(key) is False
     with pytest.raises(KeyError):
         await store.set_access(DocKey("default", "alice/none"), "private", {})
 
 
 # -- deletion is final --------------------------------------------------------------------------
+
+
+async def _trashed_then_purged(store: SqlStore, key: DocKey) -> None:
+    """A deleted document keeps, in the trash, exactly the updates committed before its
+    tombstone (``seq`` stopped there); its purge leaves nothing."""
+    meta = await store.meta(key)
+    assert meta is not None and meta.deleted
+    rows, _ = await _content_rows(store, key)
+    assert rows == meta.seq
+    assert await SqlTrash(store).purge(key) is True
+    assert await _content_rows(store, key) == (0, 0)
 
 
 async def _content_rows(store: SqlStore, key: DocKey) -> tuple[int, int]:
@@ -289,7 +306,7 @@ async def test_append_racing_delete_stores_nothing_after_the_tombstone(store: Sq
     async with asyncio.timeout(60):
         await asyncio.gather(writer(0), writer(1), deleter())
     assert sorted(refused) == [0, 1]  # every writer ended with a refusal
-    assert await _content_rows(store, doomed) == (0, 0)
+    await _trashed_then_purged(store, doomed)
     assert await store.load(doomed) is None and (await store.meta(doomed)).deleted
     for w, seqs in kept.items():  # the other documents lost nothing
         assert seqs == list(range(1, len(seqs) + 1))
@@ -338,7 +355,7 @@ async def test_append_waiting_for_its_turn_refuses_a_document_deleted_meanwhile(
             await node.rollback()
         got = await later
         assert isinstance(got[doomed], DocumentDeleted) and got[other] == [1]
-        assert await _content_rows(store, doomed) == (0, 0)
+        await _trashed_then_purged(store, doomed)
     finally:
         await store.close()
 
@@ -360,11 +377,10 @@ async def test_append_waiting_on_a_deleting_transaction_refuses_its_document(pos
                 store.append({doomed: [NewUpdate(ups[1], "alice", "client")]})
             )
             await _wait_until_blocked(postgres_url, "UPDATE syncd_documents")
-            await deleting.execute("DELETE FROM syncd_updates")
             await deleting.commit()
         got = await later
         assert isinstance(got[doomed], DocumentDeleted)
-        assert await _content_rows(store, doomed) == (0, 0)
+        await _trashed_then_purged(store, doomed)
     finally:
         await store.close()
 
@@ -372,7 +388,7 @@ async def test_append_waiting_on_a_deleting_transaction_refuses_its_document(pos
 @pytest.mark.postgres
 async def test_delete_waiting_on_an_append_in_flight_deletes_what_it_wrote(postgres_url):
     """A delete that starts while an append holds the document's row: the delete waits for it,
-    then drops its rows too (deleting the content first would miss them, uncommitted)."""
+    then its rows go to the trash too, and the purge erases them."""
     store = SqlStore(postgres_url)
     await store.open()
     try:
@@ -395,7 +411,7 @@ async def test_delete_waiting_on_an_append_in_flight_deletes_what_it_wrote(postg
             await _wait_until_blocked(postgres_url, "UPDATE syncd_documents")
             await appending.commit()
         assert await deleting is True
-        assert await _content_rows(store, doomed) == (0, 0)
+        await _trashed_then_purged(store, doomed)
     finally:
         await store.close()
 
@@ -416,7 +432,7 @@ async def test_compaction_racing_delete_writes_no_snapshot(store: SqlStore):
         await store.compact(key)
     finally:
         del store.load
-    assert await _content_rows(store, key) == (0, 0)
+    assert await _content_rows(store, key) == (5, 0)  # in the trash, not compacted
 
 
 async def test_group_commit_refuses_a_deleted_document_to_its_submitters_only(store: Store):
