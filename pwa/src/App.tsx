@@ -1,9 +1,10 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
+import type { SyncedDocument } from 'syncd-client'
 
 import { type Session, loadSession, saveSession } from './lib/auth'
 import { libraryName } from './lib/library'
-import { useRoute } from './lib/router'
-import { AppProvider, colorFor, startClient } from './lib/sync'
+import { type Route, useRoute } from './lib/router'
+import { AppProvider, colorFor, startClient, useResets } from './lib/sync'
 import { CanvasPage } from './pages/CanvasPage'
 import { Home } from './pages/Home'
 import { JournalPage } from './pages/JournalPage'
@@ -43,8 +44,16 @@ function SignedIn ({ session, getSession, onSignOut }: { session: Session, getSe
         </div>
       )}
       {route.page === 'home' && <Home library={library} onSignOut={() => { client.destroy(); onSignOut() }} />}
-      {route.page === 'journal' && <JournalPage key={route.doc} name={route.doc} entryId={route.entry} library={library} />}
-      {route.page === 'canvas' && <CanvasPage key={route.doc} name={route.doc} library={library} />}
+      {route.page !== 'home' && <DocumentRoute route={route} library={library} />}
     </AppProvider>
   )
+}
+
+/** A document's page, built again when the SDK replaced its Y.Doc after an epoch change. */
+function DocumentRoute ({ route, library }: { route: Exclude<Route, { page: 'home' }>, library: SyncedDocument }) {
+  const resets = useResets(route.doc)
+  const key = `${route.doc}#${resets}`
+  return route.page === 'journal'
+    ? <JournalPage key={key} name={route.doc} entryId={route.entry} library={library} />
+    : <CanvasPage key={key} name={route.doc} library={library} />
 }

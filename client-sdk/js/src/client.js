@@ -18,6 +18,7 @@
 import { SyncedDocument } from './document.js'
 import { Emitter } from './emitter.js'
 import { decodeFrame } from './framing.js'
+import { DocumentHistory } from './history.js'
 import { persistenceConfig } from './persistence.js'
 
 const DEFAULTS = { backoff: [200, 15000], livenessMs: 30000, connectTimeoutMs: 10000 }
@@ -141,6 +142,22 @@ export class SyncClient extends Emitter {
   /** `GET /v1/docs/{id}/state` as JSON (the journal/1 or canvas/1 view). */
   async stateJSON (name) {
     return (await this._http('GET', `/v1/docs/${name}/state`, undefined, [], { accept: 'application/json' })).json()
+  }
+
+  /** Versions, restore and activity of `name` (history.js). */
+  history (name) {
+    return new DocumentHistory(this, name)
+  }
+
+  /** `DELETE /v1/docs/{id}`: to the trash (live clients are closed), or erased with `purge`. */
+  async deleteDocument (name, { purge = false } = {}) {
+    await this._http('DELETE', `/v1/docs/${name}${purge ? '?purge=true' : ''}`)
+  }
+
+  /** `POST /v1/docs/{id}/restore`: bring a document back from the trash, whole. */
+  async restoreDocument (name) {
+    const response = await this._http('POST', `/v1/docs/${name}/restore`)
+    return response.status === 204 ? null : response.json().catch(() => null)
   }
 
   async _http (method, path, body, okStatuses = [], headers = {}) {

@@ -125,6 +125,50 @@ export class SyncedDocument {
   off (event: string, fn: (...args: any[]) => void): void
 }
 
+export interface Version {
+  id: string
+  name: string | null
+  kind: 'named' | 'auto'
+  seq: number
+  created_at: string
+  created_by: string | null
+}
+
+/** One change of §1.7's `format=changes` (`element_added`, `entry_text_changed`, …). */
+export interface Change {
+  type: string
+  schema?: string
+  id?: string | null
+  principal?: string
+  [field: string]: unknown
+}
+
+export interface ActivityItem {
+  seq: number
+  at: string
+  principal: string
+  origin: string
+  changes: Change[]
+}
+
+/** A document's history over HTTP (DESIGN.md §1.10): `client.history(name)`. */
+export class DocumentHistory {
+  readonly name: string
+  /** Newest first. */
+  versions (): Promise<Version[]>
+  /** A named version of the document as it is now. */
+  checkpoint (name: string): Promise<Version>
+  /** The document at that version, as its JSON view (canvas/1 or journal/1). */
+  stateJSON (vid: string): Promise<any>
+  /** The document at that version, as one Yjs update. */
+  state (vid: string): Promise<Uint8Array>
+  /** A forward edit making the content equal to that version's. */
+  restore (vid: string): Promise<{ seq: number }>
+  deleteVersion (vid: string): Promise<void>
+  activity (filter?: { since?: string | Date, until?: string | Date, principal?: string }): Promise<ActivityItem[]>
+  rollback (window: { principal: string, since: string | Date, until: string | Date }): Promise<{ seq: number }>
+}
+
 export class SyncClient {
   readonly url: string
   readonly httpUrl: string
@@ -142,6 +186,11 @@ export class SyncClient {
   metadata (name: string): Promise<DocumentMetadata | null>
   setAccess (name: string, access: { mode: 'private' | 'shared', grants?: Record<string, 'viewer' | 'editor'> }): Promise<DocumentMetadata>
   stateJSON (name: string): Promise<unknown>
+  history (name: string): DocumentHistory
+  /** To the trash (live clients closed with 4404), or erased for good with `purge`. */
+  deleteDocument (name: string, options?: { purge?: boolean }): Promise<void>
+  /** Back from the trash, whole (content, access, versions). */
+  restoreDocument (name: string): Promise<unknown>
   on (event: 'status', fn: Listener<[{ name: string, status: DocumentStatus, document: SyncedDocument }]>): () => void
   on (event: 'connection', fn: Listener<[{ connected: boolean, code?: number, reason?: string }]>): () => void
   on (event: 'closed', fn: Listener<[{ code: number, reason: string, permanent: true }]>): () => void

@@ -22,7 +22,9 @@ const PATHS: Record<string, string> = {
   share: 'M18 8a3 3 0 100-6 3 3 0 000 6zM6 15a3 3 0 100-6 3 3 0 000 6zM18 22a3 3 0 100-6 3 3 0 000 6zM8.6 13.5l6.8 4M15.4 6.5l-6.8 4',
   download: 'M12 3v12M7 10l5 5 5-5M5 21h14',
   present: 'M3 4h18v11H3zM12 15v4M8 21l4-2 4 2M8 11l3-3 2 2 3-3',
-  fit: 'M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5'
+  fit: 'M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5',
+  history: 'M3 12a9 9 0 103-6.7M3 4v4h4M12 7v5l3 2',
+  restore: 'M4 7h16M6 7l1 13h10l1-13M9 7V4h6v3M12 17v-5M9.5 14.5L12 12l2.5 2.5'
 }
 
 export type IconName = keyof typeof PATHS

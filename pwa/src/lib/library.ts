@@ -15,6 +15,8 @@ export interface LibraryItem {
   created_at: string
   owner: string
   template?: string
+  /** When it was moved to the server's trash (DELETE /v1/docs/{id}); absent while live. */
+  trashed_at?: string
 }
 
 export const libraryName = (me: string) => `${me}/library`
@@ -44,6 +46,16 @@ export function remember (library: SyncedDocument, item: LibraryItem): void {
 
 export function forget (library: SyncedDocument, id: string): void {
   docsMap(library).delete(id)
+}
+
+/** Mark an item as in the trash, or (`at` null) back out of it. The server has no list of a
+ * principal's trash, so the library, which follows them from device to device, is that list. */
+export function markTrashed (library: SyncedDocument, id: string, at: string | null): void {
+  const map = docsMap(library)
+  const current = map.get(id)
+  if (!current) return
+  const { trashed_at: _, ...rest } = current
+  map.set(id, at ? { ...rest, trashed_at: at } : rest)
 }
 
 /** A fresh document name under `me`: `canvas-xxxxxxxx`. */

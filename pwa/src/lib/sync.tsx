@@ -1,6 +1,6 @@
 // The app's one SDK client (per signed-in principal) and React hooks over documents.
-import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore } from 'react'
-import { createClient, type DocumentStatus, type SyncClient, type SyncedDocument } from 'syncd-client'
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, useSyncExternalStore } from 'react'
+import { createClient, type DocumentStatus, type RecoveredCopy, type SyncClient, type SyncedDocument } from 'syncd-client'
 import type * as Y from 'yjs'
 
 import { type Session, saveSession, tokenProvider } from './auth'
@@ -47,6 +47,33 @@ export function colorFor (name: string): string {
 export function useDocument (name: string): SyncedDocument {
   const { client } = useApp()
   return useMemo(() => client.open(name), [client, name])
+}
+
+/**
+ * How many times the SDK replaced the document's Y.Doc because its epoch changed on the server
+ * (its history was rewritten): pages key on it, so that everything bound to the old Y.Doc and
+ * awareness (views, undo manager, observers) is built again on the new ones.
+ */
+export function useResets (name: string | null): number {
+  const { client } = useApp()
+  const doc = name ? client.open(name) : null
+  return useSyncExternalStore(
+    (fn) => (doc ? doc.on('reset', fn) : () => {}),
+    () => doc?.resets ?? 0
+  )
+}
+
+/** The document's recovered copies (local edits kept aside after an epoch change), and a
+ * function to read them again (after discarding one). */
+export function useRecovered (doc: SyncedDocument): [RecoveredCopy[], () => void] {
+  const [copies, setCopies] = useState<RecoveredCopy[]>(() => doc.recovered)
+  const read = useCallback(() => setCopies(doc.recovered), [doc])
+  useEffect(() => {
+    read()
+    const offs = [doc.on('recovered', read), doc.on('loaded', read)]
+    return () => offs.forEach((off) => off())
+  }, [doc, read])
+  return [copies, read]
 }
 
 /** Whether the local (IndexedDB) copy of `doc` is loaded. */

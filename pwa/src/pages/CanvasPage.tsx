@@ -7,8 +7,11 @@ import { TextEditor } from '../canvas/TextEditor'
 import { CanvasToolbar, TOOLS, type Tool } from '../canvas/Toolbar'
 import { Icon } from '../components/Icon'
 import { type Box, type View, bounds, clampScale, fitView, toWorld, unionBounds, zoomAt } from '../canvas/geometry'
+import { HistoryPanel } from '../components/HistoryPanel'
 import { Presence } from '../components/Presence'
+import { RecoveredNotice } from '../components/RecoveredNotice'
 import { ShareDialog } from '../components/ShareDialog'
+import { TrashButton } from '../components/Trash'
 import { StatusPill } from '../components/StatusPill'
 import { DECK, DECK_ID } from '../lib/deck'
 import { download, slug } from '../lib/download'
@@ -51,6 +54,7 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   const [preview, setPreview] = useState<Box | null>(null)
   const [deckOpen, setDeckOpen] = useState(false)
   const [sharing, setSharing] = useState(false)
+  const [historyOpen, setHistoryOpen] = useState(false)
   const [following, setFollowing] = useState<number | null>(null)
   const [presenting, setPresenting] = useState(false)
   const [meta, setMeta] = useState<DocumentMetadata | null>(null)
@@ -465,10 +469,13 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
           <button type='button' role='menuitem' onClick={exportPNG}>Export PNG</button>
           <button type='button' role='menuitem' onClick={exportJSON}>Export JSON</button>
         </Menu>
+        <button type='button' className='button ghost' onClick={() => setHistoryOpen(true)}><Icon name='history' size={18} /><span className='label'>History</span></button>
         <button type='button' className='button' onClick={() => setSharing(true)}><Icon name='share' size={18} /><span className='label'>Share</span></button>
+        {owner === me && <TrashButton name={name} kind='canvas' title={title} library={library} />}
       </header>
       {state.readonly && <p className='banner'>View only — {owner} is sharing this canvas with you. Editing tools are off.</p>}
       {state.status === 'denied' && <p className='banner error'>You cannot open this canvas: {state.deniedReason}.</p>}
+      <RecoveredNotice doc={doc} kind='canvas' />
 
       <div className='canvas-stage' style={{ background }}>
         <svg ref={svgRef} className={`canvas-svg tool-${tool}`} role='application' aria-label={`Canvas ${title}`}
@@ -550,6 +557,7 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
         )}
       </div>
       <ShareDialog doc={name} title={title} kind='canvas' open={sharing} onClose={() => setSharing(false)} />
+      <HistoryPanel name={name} kind='canvas' open={historyOpen} onClose={() => setHistoryOpen(false)} canEdit={canEdit} />
     </div>
   )
 }

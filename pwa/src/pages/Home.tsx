@@ -7,6 +7,7 @@ import { bounds, unionBounds } from '../canvas/geometry'
 import { Dialog } from '../components/Dialog'
 import { Icon } from '../components/Icon'
 import { StatusPill } from '../components/StatusPill'
+import { TrashList } from '../components/Trash'
 import { formatDate } from './JournalPage'
 import { type DocKind, defaultJournal, docsMap, isDocId, listLibrary, newDocName, remember } from '../lib/library'
 import { href, navigate } from '../lib/router'
@@ -30,8 +31,10 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
     }
   }, [loaded, library, me])
 
-  const mine = items.filter((i) => i.owner === me)
-  const shared = items.filter((i) => i.owner !== me)
+  const live = items.filter((i) => !i.trashed_at)
+  const trashed = items.filter((i) => i.trashed_at && i.owner === me)
+  const mine = live.filter((i) => i.owner === me)
+  const shared = live.filter((i) => i.owner !== me)
   const journals = mine.filter((i) => i.kind === 'journal')
   const canvases = mine.filter((i) => i.kind === 'canvas')
 
@@ -144,6 +147,8 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
             {openError && <p className='error' role='alert'>{openError}</p>}
           </form>
         </section>
+
+        <TrashList items={trashed} library={library} />
       </main>
 
       <Dialog open={picking} onClose={() => setPicking(false)} title='New canvas' wide>

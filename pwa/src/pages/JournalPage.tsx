@@ -2,9 +2,12 @@ import { useEffect, useMemo, useRef, useState } from 'react'
 import { diffStrings, type Journal, type JournalEntry, type SyncedDocument } from 'syncd-client'
 import * as Y from 'yjs'
 
+import { HistoryPanel } from '../components/HistoryPanel'
 import { Icon } from '../components/Icon'
 import { Presence } from '../components/Presence'
+import { RecoveredNotice } from '../components/RecoveredNotice'
 import { ShareDialog } from '../components/ShareDialog'
+import { TrashButton } from '../components/Trash'
 import { StatusPill } from '../components/StatusPill'
 import { download, slug } from '../lib/download'
 import { docsMap, remember } from '../lib/library'
@@ -23,6 +26,7 @@ export function JournalPage ({ name, entryId, library }: { name: string, entryId
   const peers = usePeers(doc)
   const [query, setQuery] = useState('')
   const [sharing, setSharing] = useState(false)
+  const [historyOpen, setHistoryOpen] = useState(false)
   const owner = name.split('/')[0]
   const canEdit = !state.readonly && state.status !== 'denied'
 
@@ -69,10 +73,13 @@ export function JournalPage ({ name, entryId, library }: { name: string, entryId
           <button type='button' role='menuitem' onClick={exportJSON}>Export JSON</button>
           <button type='button' role='menuitem' onClick={exportMarkdown}>Export Markdown</button>
         </Menu>
+        <button type='button' className='button ghost' onClick={() => setHistoryOpen(true)}><Icon name='history' size={18} /><span className='label'>History</span></button>
         <button type='button' className='button' onClick={() => setSharing(true)}><Icon name='share' size={18} /><span className='label'>Share</span></button>
+        {owner === me && name !== `${me}/journal` && <TrashButton name={name} kind='journal' title={title} library={library} />}
       </header>
       {state.readonly && <p className='banner'>View only — {owner} shared this journal with you to read.</p>}
       {state.status === 'denied' && <p className='banner error'>You cannot open this journal: {state.deniedReason}.</p>}
+      <RecoveredNotice doc={doc} kind='journal' />
 
       <div className='journal-layout'>
         <aside className='entry-list-pane' aria-label='Entries'>
@@ -116,6 +123,7 @@ export function JournalPage ({ name, entryId, library }: { name: string, entryId
         </main>
       </div>
       <ShareDialog doc={name} title={title} kind='journal' open={sharing} onClose={() => setSharing(false)} />
+      <HistoryPanel name={name} kind='journal' open={historyOpen} onClose={() => setHistoryOpen(false)} canEdit={canEdit} />
     </div>
   )
 }

@@ -1,0 +1,104 @@
+// The trash (DESIGN.md §1.10): "Move to trash" on one's own documents, and the list of what is in
+// it, with restore (back whole: content, access, versions) and "delete forever" (a purge: the
+// content and its history are erased on the server, irreversibly).
+import { useState } from 'react'
+import type { SyncedDocument } from 'syncd-client'
+
+import { type DocKind, type LibraryItem, forget, markTrashed } from '../lib/library'
+import { navigate } from '../lib/router'
+import { useApp } from '../lib/sync'
+import { formatDate } from '../pages/JournalPage'
+import { Dialog } from './Dialog'
+import { Icon } from './Icon'
+
+const offlineMessage = (err: unknown, what: string) =>
+  (err as { status?: number }).status === undefined
+    ? `${what} needs a connection to the server.`
+    : `${what} failed: ${(err as Error).message}`
+
+export function TrashButton ({ name, kind, title, library }: { name: string, kind: DocKind, title: string, library: SyncedDocument }) {
+  const { client } = useApp()
+  const [asking, setAsking] = useState(false)
+  const [error, setError] = useState<string | null>(null)
+  const trash = async () => {
+    setError(null)
+    try {
+      await client.deleteDocument(name)
+      markTrashed(library, name, new Date().toISOString())
+      setAsking(false)
+      navigate({ page: 'home' })
+    } catch (err) {
+      setError(offlineMessage(err, 'Moving to the trash'))
+    }
+  }
+  return (
+    <>
+      <button type='button' className='icon-button' aria-label={`Move this ${kind} to the trash`} title='Move to trash' onClick={() => setAsking(true)}>
+        <Icon name='trash' />
+      </button>
+      <Dialog open={asking} onClose={() => setAsking(false)} title={`Move “${title || name}” to the trash?`}>
+        <p>It disappears for everyone it is shared with. You can restore it, whole, from the trash on the home screen.</p>
+        {error && <p className='error' role='alert'>{error}</p>}
+        <div className='dialog-footer'>
+          <button type='button' className='button danger' onClick={trash}>Move to trash</button>
+          <button type='button' className='button ghost' onClick={() => setAsking(false)}>Cancel</button>
+        </div>
+      </Dialog>
+    </>
+  )
+}
+
+export function TrashList ({ items, library }: { items: LibraryItem[], library: SyncedDocument }) {
+  const { client } = useApp()
+  const [error, setError] = useState<string | null>(null)
+  const [purging, setPurging] = useState<LibraryItem | null>(null)
+  if (!items.length) return null
+
+  const restore = async (item: LibraryItem) => {
+    setError(null)
+    try {
+      await client.restoreDocument(item.id)
+      markTrashed(library, item.id, null)
+      client.documents.get(item.id)?.reopen() // it was closed with "document deleted"
+    } catch (err) {
+      setError(offlineMessage(err, 'Restoring'))
+    }
+  }
+  const purge = async (item: LibraryItem) => {
+    setError(null)
+    try {
+      await client.deleteDocument(item.id, { purge: true })
+      const doc = client.documents.get(item.id)
+      if (doc) await doc.clearLocal()
+      forget(library, item.id)
+      setPurging(null)
+    } catch (err) {
+      setError(offlineMessage(err, 'Deleting'))
+    }
+  }
+
+  return (
+    <section aria-labelledby='trash-h'>
+      <div className='section-head'><h2 id='trash-h'>Trash</h2></div>
+      {error && <p className='error' role='alert'>{error}</p>}
+      <ul className='trash-list'>
+        {items.map((item) => (
+          <li key={item.id} className='trash-item' data-doc={item.id}>
+            <Icon name={item.kind} />
+            <span className='trash-title' dir='auto'>{item.title || item.id}</span>
+            <span className='muted small'>deleted {item.trashed_at ? formatDate(item.trashed_at, true) : ''}</span>
+            <button type='button' className='button' onClick={() => restore(item)}><Icon name='restore' size={18} />Restore</button>
+            <button type='button' className='button ghost danger' onClick={() => setPurging(item)}>Delete forever…</button>
+          </li>
+        ))}
+      </ul>
+      <Dialog open={purging !== null} onClose={() => setPurging(null)} title={`Delete “${purging?.title || purging?.id}” forever?`}>
+        <p>Its content, its history and its versions are erased on the server. This cannot be undone.</p>
+        <div className='dialog-footer'>
+          <button type='button' className='button danger' onClick={() => purging && purge(purging)}>Delete forever</button>
+          <button type='button' className='button ghost' onClick={() => setPurging(null)}>Cancel</button>
+        </div>
+      </Dialog>
+    </section>
+  )
+}
