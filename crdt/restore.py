@@ -14,8 +14,8 @@ deleted; texts: the differing middle replaced (common prefix and suffix kept); a
 element, the differing middle replaced with copies. Text formatting attributes are not compared.
 Restoring twice gives identical content; the second time there is nothing to do (``None``).
 
-Root types are not in the Yjs format: a root is read as a map, else as a text, else as an array
-(whichever has content); an empty root has nothing to restore. Pure code: no I/O.
+Root types are not in the Yjs format: a root is read as a map, else as a text (characters), else
+as an array (whichever shows content); an empty root has nothing to restore. Pure code: no I/O.
 """
 
 from __future__ import annotations
@@ -48,9 +48,14 @@ def root_kinds(update: bytes) -> dict[str, RootKind]:
         for name in names:
             if name in kinds:
                 continue
-            if len(doc.get(name, type=kind)) > 0:
+            if _has_content(doc.get(name, type=kind)):
                 kinds[name] = kind
     return kinds
+
+
+def _has_content(root: Map | Text | Array) -> bool:
+    # An array's items read as a text count in its length but show no characters.
+    return str(root) != "" if isinstance(root, Text) else len(root) > 0
 
 
 def restore_edit(current: bytes, target: bytes) -> bytes | None:
