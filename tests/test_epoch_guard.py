@@ -3,8 +3,9 @@
 ``/v1/sync`` sends the document's epoch right after ``Authenticated``; a stock Hocuspocus
 provider ignores it. The Python SDK and the JS SDK (real Node, ``client-sdk/js/test/
 epoch-fixture.mjs``, IndexedDB persistence) each make 50 edits offline while their document is
-purged and created again: nothing of the old lineage reaches the server, nothing is duplicated,
-and the 50 edits are in the client's recovered copy. With the epoch unchanged, 50 offline edits
+purged (``DELETE …?purge=true``) and created again (``PUT``, then written): nothing of the old
+lineage reaches the server, nothing is duplicated, and the 50 edits are in the client's
+recovered copy. With the epoch unchanged, 50 offline edits
 under a fresh client id merge normally. SQLite and Postgres.
 """
 
@@ -19,14 +20,11 @@ from typing import Any
 import httpx
 import pycrdt
 import pytest
-import sqlalchemy as sa
 from syncd_client import Client, DocumentState, RecoveredCopy
 
 from crdt.hocuspocus import Authenticated, Stateless
 from crdt.protocol import SyncMessage, SyncStep
 from crdt.schemas import Canvas
-from storage import DocKey
-from storage.schema import documents
 from tests.support.hpclient import HpClient
 from tests.support.nodeclient import NODE_WAIT_MS, NodeProcess, require_node
 from tests.support.servers import RunningDaemon
@@ -83,22 +81,15 @@ async def write(daemon: RunningDaemon, name: str, update: bytes) -> None:
 
 
 async def purge(daemon: RunningDaemon, name: str) -> None:
-    """Erase the document and its history for good, so that its id can start a new lineage.
-
-    Simulated until ``DELETE …?purge=true`` exists: the document is deleted (its live clients
-    are closed with 4404, its room is gone) and its row, tombstone included, removed.
-    """
+    """Erase the document and its history for good (``DELETE …?purge=true``), then create the
+    id again (``PUT /v1/docs/{id}``): a new lineage, with a new epoch."""
     async with httpx.AsyncClient(base_url=daemon.http) as http:
-        r = await http.delete(f"/v1/docs/{name}", headers=auth(daemon))
-    assert r.status_code in (200, 204), r.text
-    store = daemon.daemon.store
-    engine = store._engine
-    assert engine is not None
-    store._ids.pop(DocKey("default", name), None)  # row ids are cached as if they never changed
-    async with engine.begin() as conn:
-        await conn.execute(
-            sa.delete(documents).where(documents.c.tenant == "default", documents.c.name == name)
-        )
+        r = await http.delete(f"/v1/docs/{name}", params={"purge": "true"}, headers=auth(daemon))
+        assert r.status_code == 204, r.text
+        r = await http.get(f"/v1/docs/{name}/state", headers=auth(daemon))
+        assert r.status_code == 404, r.text
+        r = await http.put(f"/v1/docs/{name}", headers=auth(daemon))
+        assert r.status_code == 201, r.text
 
 
 async def purge_and_create_again(daemon: RunningDaemon, name: str) -> pycrdt.Doc:
