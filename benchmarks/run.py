@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                 sdir.mkdir()
                 server: ServerProcess = make_server(name, sdir, args)
                 if sc.durable_only and not server.persistent:
-                    entry["servers"][name] = {"_summary": {"": "n/a"}, "n/a": "in memory"}
+                    entry["servers"][name] = {
+                        "_summary": {"": "n/a"},
+                        "history after a restart": "n/a (in memory)",
+                    }
                     continue
                 print(f"== {sc.number}. {sc.title} — {name}", file=sys.stderr, flush=True)
                 active.append(server)

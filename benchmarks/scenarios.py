@@ -300,7 +300,7 @@ def cold_load(ctx: Context, server: ServerProcess) -> Figures:
         step.errors.extend(s["errors"])
     figures.update(problems(server, log_mark, conn, step))
     figures["_summary"] = {
-        "": (f"{median(cold_ms):.0f} ms" if cold_ms else "failed")
+        "": (f"{median(cold_ms):.0f} ms ({total:,} updates)" if cold_ms else "failed")
         + ("" if all(same) else " (state differs after restart)")
     }
     return figures
@@ -320,6 +320,6 @@ SCENARIOS = [
     Scenario("saturation", 4, "R4: 50 writers + 5 readers on 1 doc, stepped rate", saturation),
     Scenario("idle", 5, "R5: 2,000 idle connections over 100 docs", idle),
     Scenario(
-        "cold-load", 6, "cold load of a 100,000-update history", cold_load, durable_only=True
+        "cold-load", 6, "cold load of a long history (syncd only)", cold_load, durable_only=True
     ),
 ]  # fmt: skip
