@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import case, event, func, select, text
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,6 +29,7 @@ from crdt.replay import replay
 from .deadline import operation_deadline, postgres_connect_args
 from .feed import FeedPage, read_feed_page
 from .history import _stateless, fold_with_versions, store_version_states, versions_to_fold
+from .postgres_append import append_rows
 from .schema import (
     documents,
     feed_position,
@@ -182,7 +184,7 @@ class SqlStore:
                         await conn.execution_options(isolation_level="REPEATABLE READ")
                     async with conn.begin():
                         yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, psycopg.Error) as exc:  # psycopg's own: the append path
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -375,11 +377,17 @@ class SqlStore:
         total = sum(len(items) for items in batch.values())
         if total == 0:
             return seqs
+        if any(key not in self._ids for key in batch):  # rare: rooms create on load
+            # In a transaction of its own: the append's must take the feed-position lock first.
+            async with self._begin() as conn:
+                await self._doc_ids(conn, batch.keys(), now)
+        ids = {key: self._ids[key] for key in batch}
         if self._appender is not None:
-            if any(key not in self._ids for key in batch):  # rare: rooms create on load
-                async with self._begin() as conn:
-                    await self._doc_ids(conn, batch.keys(), now)
-            return await self._appender.append(batch, {k: self._ids[k] for k in batch}, now)
+            return await self._appender.append(batch, ids, now)
+        if self.dialect == "postgresql":
+            async with self._begin() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                return await append_rows(raw, batch, ids, now)
         async with self._begin() as conn:
             # Feed positions first: the lock on this row is held until commit, which serialises
             # the commits of concurrent appenders (other nodes) and so orders positions by commit
