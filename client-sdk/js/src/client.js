@@ -154,6 +154,16 @@ export class SyncClient extends Emitter {
     await this._http('DELETE', `/v1/docs/${name}${purge ? '?purge=true' : ''}`)
   }
 
+  /** `GET /v1/trash`: `[{id, deleted_at, purge_at}]`, this principal's, newest deletion first. */
+  async trash () {
+    return (await (await this._http('GET', '/v1/trash')).json()).trash
+  }
+
+  /** `PUT /v1/docs/{id}`: create the document, also where a purged one was (a new epoch). */
+  async createDocument (name) {
+    return (await this._http('PUT', `/v1/docs/${name}`)).json()
+  }
+
   /** `POST /v1/docs/{id}/restore`: bring a document back from the trash, whole. */
   async restoreDocument (name) {
     const response = await this._http('POST', `/v1/docs/${name}/restore`)

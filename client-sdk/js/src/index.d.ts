@@ -126,7 +126,7 @@ export class SyncedDocument {
 }
 
 export interface Version {
-  id: string
+  id: number
   name: string | null
   kind: 'named' | 'auto'
   seq: number
@@ -151,6 +151,13 @@ export interface ActivityItem {
   changes: Change[]
 }
 
+export interface TrashEntry {
+  id: string
+  deleted_at: string
+  /** When the trash window ends and the document is purged (null: never). */
+  purge_at: string | null
+}
+
 /** A document's history over HTTP (DESIGN.md §1.10): `client.history(name)`. */
 export class DocumentHistory {
   readonly name: string
@@ -159,12 +166,12 @@ export class DocumentHistory {
   /** A named version of the document as it is now. */
   checkpoint (name: string): Promise<Version>
   /** The document at that version, as its JSON view (canvas/1 or journal/1). */
-  stateJSON (vid: string): Promise<any>
+  stateJSON (vid: number): Promise<any>
   /** The document at that version, as one Yjs update. */
-  state (vid: string): Promise<Uint8Array>
+  state (vid: number): Promise<Uint8Array>
   /** A forward edit making the content equal to that version's. */
-  restore (vid: string): Promise<{ seq: number }>
-  deleteVersion (vid: string): Promise<void>
+  restore (vid: number): Promise<{ seq: number }>
+  deleteVersion (vid: number): Promise<void>
   activity (filter?: { since?: string | Date, until?: string | Date, principal?: string }): Promise<ActivityItem[]>
   rollback (window: { principal: string, since: string | Date, until: string | Date }): Promise<{ seq: number }>
 }
@@ -189,8 +196,12 @@ export class SyncClient {
   history (name: string): DocumentHistory
   /** To the trash (live clients closed with 4404), or erased for good with `purge`. */
   deleteDocument (name: string, options?: { purge?: boolean }): Promise<void>
-  /** Back from the trash, whole (content, access, versions). */
-  restoreDocument (name: string): Promise<unknown>
+  /** Back from the trash, whole (content, access, versions); its metadata. */
+  restoreDocument (name: string): Promise<DocumentMetadata | null>
+  /** This principal's documents in the trash, newest deletion first. */
+  trash (): Promise<TrashEntry[]>
+  /** Create the document, also where a purged one was (it gets a new epoch). */
+  createDocument (name: string): Promise<DocumentMetadata>
   on (event: 'status', fn: Listener<[{ name: string, status: DocumentStatus, document: SyncedDocument }]>): () => void
   on (event: 'connection', fn: Listener<[{ connected: boolean, code?: number, reason?: string }]>): () => void
   on (event: 'closed', fn: Listener<[{ code: number, reason: string, permanent: true }]>): () => void

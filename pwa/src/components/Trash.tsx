@@ -1,10 +1,10 @@
 // The trash (DESIGN.md §1.10): "Move to trash" on one's own documents, and the list of what is in
-// it, with restore (back whole: content, access, versions) and "delete forever" (a purge: the
-// content and its history are erased on the server, irreversibly).
-import { useState } from 'react'
-import type { SyncedDocument } from 'syncd-client'
+// it (`GET /v1/trash`), with restore (back whole: content, access, versions) and "delete
+// forever" (a purge: the content and its history are erased on the server, irreversibly).
+import { useEffect, useState } from 'react'
+import type { SyncedDocument, TrashEntry } from 'syncd-client'
 
-import { type DocKind, type LibraryItem, forget, markTrashed } from '../lib/library'
+import { type DocKind, type LibraryItem, docsMap, forget, markTrashed } from '../lib/library'
 import { navigate } from '../lib/router'
 import { useApp } from '../lib/sync'
 import { formatDate } from '../pages/JournalPage'
@@ -48,10 +48,34 @@ export function TrashButton ({ name, kind, title, library }: { name: string, kin
   )
 }
 
-export function TrashList ({ items, library }: { items: LibraryItem[], library: SyncedDocument }) {
+/**
+ * What is in the trash: the server's list (`GET /v1/trash`) when it answers, with titles from
+ * the library; offline, what the library remembers moving there.
+ */
+export function TrashList ({ library, remembered }: { library: SyncedDocument, remembered: LibraryItem[] }) {
   const { client } = useApp()
+  const [server, setServer] = useState<TrashEntry[] | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [purging, setPurging] = useState<LibraryItem | null>(null)
+  const [round, setRound] = useState(0)
+  useEffect(() => {
+    let live = true
+    client.trash().then((list) => { if (live) setServer(list) }, () => { if (live) setServer(null) })
+    return () => { live = false }
+  }, [client, round])
+
+  const known = docsMap(library)
+  const items: LibraryItem[] = server
+    ? server.map((entry) => ({
+      kind: 'canvas' as DocKind,
+      title: '',
+      owner: entry.id.split('/')[0],
+      created_at: entry.deleted_at,
+      ...known.get(entry.id),
+      id: entry.id,
+      trashed_at: entry.deleted_at
+    }))
+    : remembered
   if (!items.length) return null
 
   const restore = async (item: LibraryItem) => {
@@ -60,6 +84,7 @@ export function TrashList ({ items, library }: { items: LibraryItem[], library: 
       await client.restoreDocument(item.id)
       markTrashed(library, item.id, null)
       client.documents.get(item.id)?.reopen() // it was closed with "document deleted"
+      setRound((n) => n + 1)
     } catch (err) {
       setError(offlineMessage(err, 'Restoring'))
     }
@@ -72,6 +97,7 @@ export function TrashList ({ items, library }: { items: LibraryItem[], library: 
       if (doc) await doc.clearLocal()
       forget(library, item.id)
       setPurging(null)
+      setRound((n) => n + 1)
     } catch (err) {
       setError(offlineMessage(err, 'Deleting'))
     }

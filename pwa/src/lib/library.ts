@@ -48,8 +48,8 @@ export function forget (library: SyncedDocument, id: string): void {
   docsMap(library).delete(id)
 }
 
-/** Mark an item as in the trash, or (`at` null) back out of it. The server has no list of a
- * principal's trash, so the library, which follows them from device to device, is that list. */
+/** Mark an item as in the trash, or (`at` null) back out of it: the home screen leaves it out
+ * of the live lists, and lists it in the trash while the server cannot be asked. */
 export function markTrashed (library: SyncedDocument, id: string, at: string | null): void {
   const map = docsMap(library)
   const current = map.get(id)

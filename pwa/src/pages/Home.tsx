@@ -148,7 +148,7 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
           </form>
         </section>
 
-        <TrashList items={trashed} library={library} />
+        <TrashList remembered={trashed} library={library} />
       </main>
 
       <Dialog open={picking} onClose={() => setPicking(false)} title='New canvas' wide>
