@@ -200,3 +200,46 @@ async def test_offline_edits_on_a_purged_canvas_are_kept_aside_with_a_notice(app
         )
         == 0
     )
+
+
+async def test_journal_history_preview_and_restore(app, users):
+    from playwright.async_api import expect
+
+    alice = await users("alice")
+    page = alice.page
+    await page.get_by_role("link", name="My journal").click()
+    await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await page.get_by_role("button", name="New entry").click()
+    await page.get_by_label("Entry title").fill("Monday")
+    await page.get_by_label("Entry text").fill("The first version of this entry.")
+    checkpoint = await converge(app, "alice/journal", alice)
+
+    await page.get_by_role("button", name="History").click()
+    panel = page.get_by_test_id("history-panel")
+    await panel.get_by_label("Checkpoint name").fill("First draft")
+    await panel.get_by_role("button", name="Create checkpoint").click()
+    await expect(panel.locator(".version").first).to_contain_text("First draft")
+    await page.get_by_role("button", name="Close").click()
+
+    await page.get_by_label("Entry text").fill("Rewritten entirely, later.")
+    await converge(app, "alice/journal", alice)
+
+    await page.get_by_role("button", name="History").click()
+    await (
+        panel.locator(".version", has_text="First draft")
+        .get_by_role("button", name="Preview")
+        .click()
+    )
+    preview = panel.get_by_test_id("version-preview")
+    await expect(preview).to_contain_text("The first version of this entry.")
+    await expect(page.get_by_label("Entry text")).to_have_value("Rewritten entirely, later.")
+    await page.screenshot(path=artifact("history-journal-preview.png"))
+    await panel.get_by_role("button", name="Restore this version…").click()
+    await panel.get_by_role("alertdialog").get_by_role("button", name="Restore", exact=True).click()
+    await expect(panel.get_by_role("status")).to_contain_text("Restored “First draft”")
+    await page.get_by_role("button", name="Close").click()
+
+    body = page.get_by_label("Entry text")
+    await expect(body).to_have_value("The first version of this entry.", timeout=WAIT_MS)
+    restored = await converge(app, "alice/journal", alice)
+    assert restored["entries"] == checkpoint["entries"]
