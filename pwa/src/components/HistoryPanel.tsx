@@ -35,16 +35,17 @@ export function HistoryPanel ({ name, kind, open, onClose, canEdit }: {
   const [error, setError] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
 
-  const failed = (what: string) => (err: unknown) => {
+  // A fetch that never reached the server has no status: offline, not an error of the server.
+  const failed = useCallback((what: string) => (err: unknown) => {
     const status = (err as { status?: number }).status
     setError(status === undefined
       ? `${what} needs a connection to the server. Your ${kind} is safe on this device.`
       : `${what} failed: ${(err as Error).message}`)
-  }
+  }, [kind])
   const loadVersions = useCallback(() => history.versions().then(setVersions, failed('The history')),
-    [history]) // eslint-disable-line react-hooks/exhaustive-deps
+    [history, failed])
   const loadActivity = useCallback(() => history.activity(who ? { principal: who } : {}).then(setActivity, failed('The activity')),
-    [history, who]) // eslint-disable-line react-hooks/exhaustive-deps
+    [history, who, failed])
 
   useEffect(() => {
     if (!open) return
