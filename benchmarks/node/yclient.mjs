@@ -21,6 +21,7 @@ const MSG_SYNC = 0
 const MSG_AWARENESS = 1
 const MSG_AUTH = 2
 const MSG_QUERY_AWARENESS = 3
+const MSG_STATELESS = 5 // syncd sends each document's epoch so (DESIGN §1.10)
 const MSG_SYNC_STATUS = 8 // Hocuspocus: "your update was stored"
 const SYNC_STEP1 = 0
 const SYNC_STEP2 = 1
@@ -235,6 +236,8 @@ export class YClient {
       // we publish no awareness state
     } else if (this.hp && kind === MSG_SYNC_STATUS) {
       stats.syncStatusFrames++
+    } else if (this.hp && kind === MSG_STATELESS) {
+      // syncd's epoch after Authenticated: a stock provider ignores it, and so do we
     } else {
       stats.deviation(`message type ${kind}`)
     }
