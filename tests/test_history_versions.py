@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 import syncd.history
 from crdt.schemas import Canvas
 from storage import DocKey, NewUpdate, SqlStore
-from storage.history import AUTO, NAMED, SqlHistory
+from storage.history import AUTO, NAMED, HistoryGone, SqlHistory
 from storage.schema import updates
 from tests.support.history import CanvasWriter, json_state
 from tests.support.servers import RunningDaemon, start_daemon
@@ -247,3 +247,23 @@ async def test_the_sweep_makes_automatic_versions_of_a_document_that_changes(set
             assert [v["kind"] for v in listed["versions"]] == ["auto", "auto"]
     finally:
         await running.stop()
+
+
+async def test_a_window_older_than_the_kept_log_is_refused_not_guessed(database_url: str):
+    store = SqlStore(database_url, retention_seconds=0.0)
+    await store.open()
+    history = SqlHistory(store)
+    key = DocKey("default", "alice/pruned")
+    ups, _ = text_updates(20)
+    try:
+        await store.append({key: [NewUpdate(u, "alice", "client") for u in ups[:10]]})
+        await store.compact(key)  # rows 1..10 folded and pruned, no version kept them
+        await store.append({key: [NewUpdate(u, "bob", "client") for u in ups[10:]]})
+        with pytest.raises(HistoryGone):
+            await history.history_from(key, 4)  # the document at seq 4 is gone for good
+        found = await history.history_from(key, 12)  # after the snapshot: complete
+        assert found is not None
+        base, seq = found
+        assert (base.seq, seq, [e.seq for e in base.log]) == (10, 20, list(range(11, 21)))
+    finally:
+        await store.close()
