@@ -16,6 +16,12 @@ from tests.support.servers import RunningDaemon
 pytestmark = pytest.mark.anyio
 
 
+# A window's edge a little outside the stored times: a Unix time in a double holds about a
+# quarter of a microsecond, so half a microsecond (the old margin) could round onto the wrong
+# side through ISO 8601 and back. Edits posted one after the other are milliseconds apart.
+EDGE = 1e-5
+
+
 async def _at(daemon: RunningDaemon, doc: str, seq: int) -> float:
     entries = await daemon.daemon.history.entries(DocKey("default", doc), None, None)
     assert entries is not None
@@ -54,7 +60,7 @@ async def test_rollback_undoes_bobs_window_and_keeps_everything_else(any_daemon:
         b_late, _ = await bob.edit(lambda c: c.add_card("tarot", "bob-after", 4, 4))
 
         since, until = await _at(any_daemon, doc, first), await _at(any_daemon, doc, last)
-        body = {"principal": "bob", "since": iso(since - 5e-7), "until": iso(until + 5e-7)}
+        body = {"principal": "bob", "since": iso(since - EDGE), "until": iso(until + EDGE)}
         rolled = await http.post("/v1/docs/alice/group/rollback", json=body, headers=bob.auth)
         assert rolled.status_code == 200  # bob is an editor: editors may roll back
         got = rolled.json()
@@ -114,7 +120,7 @@ async def test_activity_lists_who_did_what_filtered_by_principal_and_time(
         assert (moved[0]["x"], moved[0]["old_x"], moved[0]["principal"]) == (50, 1, "carol")
         carols = (await http.get(f"/v1/docs/{doc}/activity?principal=carol", headers=viewer)).json()
         assert [e["seq"] for e in carols["activity"]] == [s2, s3]
-        since = iso(await _at(any_daemon, doc, s3) - 5e-7)
+        since = iso(await _at(any_daemon, doc, s3) - EDGE)
         late = await http.get(
             f"/v1/docs/{doc}/activity", params={"since": since, "limit": "1"}, headers=viewer
         )
