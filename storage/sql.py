@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -46,6 +47,8 @@ from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, Store
 __all__ = ["SqlStore", "engine_url"]
 
 log = logging.getLogger("syncd.storage")
+
+_SQLITE_APPENDER = os.environ.get("SYNCD_SQLITE_APPENDER") == "1"  # see open()
 
 # The deadline of ping(), the health check: shorter than an operation's.
 PING_TIMEOUT = 2.0
@@ -152,7 +155,11 @@ class SqlStore:
         self._engine = engine
         async with self._begin() as conn:
             await migrate(conn)
-        if self.dialect == "sqlite" and path and path != ":memory:":
+        # Off for now: under a sustained stream of appends its thread takes SQLite's write lock
+        # back to back, and a delete or compaction waiting in busy_timeout can starve (seen in
+        # test_append_racing_delete_stores_nothing_after_the_tombstone). It needs a fair turn
+        # shared with the store's other writers before it is the default.
+        if self.dialect == "sqlite" and path and path != ":memory:" and _SQLITE_APPENDER:
             self._appender = SqliteAppender(
                 path, synchronous=synchronous, busy_ms=busy_ms, timeout=self.timeout
             )
