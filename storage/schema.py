@@ -6,6 +6,7 @@ import secrets
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Double,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     bindparam,
     select,
@@ -132,6 +134,66 @@ versions = Table(
 )
 Index("syncd_versions_doc_seq", versions.c.doc_id, versions.c.seq)
 
+# Privacy (DESIGN §1.11). Consent per principal and purpose ("analytics", ...): a missing row is
+# no consent. Read by the feed on every page served to a purpose-bound service.
+consents = Table(
+    "syncd_consents",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("principal", String(64), primary_key=True),
+    Column("purpose", String(32), primary_key=True),
+    Column("granted", Boolean, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+# What was served to services: one row per feed page or HTTP read (bounded by retention).
+# ``documents`` and ``principals`` are JSON lists of names.
+audit = Table(
+    "syncd_audit",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("purpose", String(32), nullable=False, server_default=""),
+    Column("kind", String(16), nullable=False),  # "feed" | "http" | ...
+    Column("documents", Text, nullable=False),
+    Column("principals", Text, nullable=False),
+)
+Index("syncd_audit_tenant_at", audit.c.tenant, audit.c.at)
+
+# Web Push subscriptions (DESIGN §1.12): a browser's PushSubscription, owned by a principal.
+push_subscriptions = Table(
+    "syncd_push_subscriptions",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("principal", String(64), nullable=False),
+    Column("endpoint", String(2048), nullable=False),
+    Column("p256dh", String(256), nullable=False),
+    Column("auth", String(128), nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("tenant", "endpoint", name="syncd_push_subscriptions_tenant_endpoint"),
+)
+Index(
+    "syncd_push_subscriptions_principal",
+    push_subscriptions.c.tenant,
+    push_subscriptions.c.principal,
+)
+
+# Encryption at rest (DESIGN §1.11): each tenant's data keys, wrapped (sealed) by the master key.
+# A sealed row names the key generation that sealed it, so a tenant being re-encrypted under a
+# new key reads both. ``wrapped`` is NULL once shredded: that generation can never open again.
+data_keys = Table(
+    "syncd_data_keys",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("wrapped", LargeBinary, nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("state", String(8), nullable=False),  # "active" | "retired" | "shredded"
+)
+
 # One row: the last allocated feed position. Appending transactions lock it first and hold it
 # until they commit, so positions become visible in order: once a position is visible, every
 # smaller one is committed (or was never used). An autoincrement key would not promise that on
@@ -149,7 +211,7 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def new_epoch() -> str:
@@ -166,7 +228,8 @@ async def migrate(conn: AsyncConnection) -> None:
     adds ``syncd_documents.epoch`` (``create_all`` does not alter existing tables): a column
     added empty, then a random epoch for every existing document. Version 4 adds
     ``syncd_versions`` (a new table) and ``syncd_documents.purged_at``: a document deleted
-    before it had its content erased at once, so it is marked purged.
+    before it had its content erased at once, so it is marked purged. Version 5 adds the
+    privacy and push tables (consents, audit, push subscriptions, data keys): new tables only.
     """
     if conn.dialect.name == "postgresql":
         # Nodes started together on an empty database would race to create the tables.

@@ -65,6 +65,15 @@ class Settings:
     max_unauthenticated_message_bytes: int = 256 * 1024  # WebSocket frames before authentication
     send_queue_total_bytes: int = 512 * MiB  # all send queues; past it the biggest closes 1013
     slow_reader_close_seconds: float = 2.0  # a 1013 close not taken in time: the TCP is dropped
+    # Privacy (docs/privacy.md). With a master key file (32 random bytes, base64), everything
+    # stored of a document is sealed with AES-256-GCM under a per-tenant data key.
+    master_key_file: Path | None = None
+    audit_retention_seconds: float = 365 * 24 * 3600
+    # Web Push (docs/push.md): the VAPID key (generated in data_dir when absent); endpoints must
+    # be https:// on a public host unless they start with one of these comma-separated prefixes.
+    vapid_private_key_file: Path | None = None
+    push_allow_endpoints: str = ""
+    push_max_subscriptions: int = 10  # per principal; the oldest goes when a new one comes
     # Lifecycle.
     idle_unload_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
@@ -88,7 +97,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("data_dir", "public_key_file"):
+        for name in ("data_dir", "public_key_file", "master_key_file", "vapid_private_key_file"):
             if name in values:
                 values[name] = Path(values[name])
         settings = replace(cls(), **values)
