@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from storage import StoreUnavailable
 
-from . import feed, history_api, http_api
+from . import consent_api, feed, history_api, http_api, listing_api, principal_api, push_api
 from .daemon import Daemon
 from .dev_login import dev_login
 from .doc_socket import doc_socket
@@ -85,6 +85,10 @@ def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
         WebSocketRoute("/v1/feed", feed.feed_socket),
         *history_api.routes(),  # first: its DELETE of a document also purges
         *http_api.routes(),
+        *listing_api.routes(),
+        *consent_api.routes(),
+        *principal_api.routes(),
+        *push_api.routes(),
     ]
     if settings.dev_login:
         routes.append(Route("/v1/dev/login", dev_login, methods=["POST"]))

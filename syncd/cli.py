@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
     token.add_argument("--role", choices=["user", "service", "admin"], default="user")
     token.add_argument("--data-dir", help="data directory holding the generated secret")
+
+    from . import keys_cli  # ``syncd keys …``: encryption at rest (docs/privacy.md)
+
+    keys_cli.add_parser(sub)
     return p
 
 
@@ -123,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             return _refuse("token", exc)
         return 0
+    if args.command == "keys":
+        from . import keys_cli
+
+        return keys_cli.run(args)
     return 2
 
 

@@ -144,9 +144,7 @@ async def restore_version(request: Request) -> Response:
     daemon, grant, _ = await _live(request)
     _writer(grant)
     try:
-        seq = await daemon.history_ops.restore_version(
-            grant.key, _vid(request), grant.identity.sub
-        )
+        seq = await daemon.history_ops.restore_version(grant.key, _vid(request), grant.identity.sub)
     except Nothing as exc:
         raise HttpError(404, "not_found", "no such version") from exc
     except HistoryGone as exc:
@@ -333,4 +331,3 @@ def routes() -> list[Route]:
         Route(doc + "/restore", restore_from_trash, methods=["POST"]),
         Route("/v1/trash", list_trash, methods=["GET"]),
     ]
-

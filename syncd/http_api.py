@@ -241,4 +241,3 @@ def routes() -> list[Route]:
         Route(doc + "/state", get_state, methods=["GET"]),
         Route(doc + "/updates", post_update, methods=["POST"]),
     ]
-
