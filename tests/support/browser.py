@@ -7,6 +7,7 @@ than its sources. Missing pieces fail the test with what to install, never skip 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -70,13 +71,17 @@ def build_pwa() -> Path:
         PWA / "src", PWA / "public", PWA / "index.html", PWA / "vite.config.ts",
         PWA / "package-lock.json", SDK_SRC,
     ]
-    index = DIST / "index.html"
-    if index.exists() and index.stat().st_mtime >= _newest(sources):
-        return DIST
-    proc = subprocess.run(
-        ["npm", "run", "build", "--prefix", str(PWA)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
+    # One build at a time: test sessions running side by side would otherwise write pwa/dist
+    # together and serve each other half a build.
+    with open(PWA / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = DIST / "index.html"
+        if index.exists() and index.stat().st_mtime >= _newest(sources):
+            return DIST
+        proc = subprocess.run(
+            ["npm", "run", "build", "--prefix", str(PWA)],
+            capture_output=True, text=True, timeout=600, check=False,
+        )
     if proc.returncode != 0:
         output = f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         pytest.fail(f"npm run build --prefix pwa failed:\n{output}")
