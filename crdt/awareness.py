@@ -48,8 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .lib0_values import json_depth
 from .protocol import Decoder, ProtocolError, write_var_string, write_var_uint
-from .update_format import json_depth
 
 __all__ = [
     "MAX_SAFE_INTEGER",

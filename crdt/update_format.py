@@ -64,18 +64,28 @@ Example::
     shape.state_vector                   # {client: clock}, as pycrdt.get_state computes it
     shape.delete_set                     # {client: [(clock, len), ...]}
 
-Pure Python (stdlib and :mod:`crdt.protocol` only), no I/O.
+Pure Python (stdlib and :mod:`crdt.lib0_values` only), no I/O.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from bisect import bisect_right
-from math import isfinite
 from typing import NamedTuple
 
-from .protocol import ProtocolError
+from .lib0_values import (
+    ANY_OBJECT,
+    MAX_CLOCK,
+    MAX_DEPTH,
+    InvalidUpdate,
+    check_json,
+    four_byte_sequences,
+    read_clock,
+    read_string,
+    read_uint,
+    skip_any_values,
+    skip_buffer,
+    uint_tail,
+)
 
 __all__ = [
     "MAX_DEPTH",
@@ -86,35 +96,17 @@ __all__ = [
     "decode_update",
 ]
 
-# Any values (and JSON) are the plain values apps put into maps and arrays: a stroke's points, a
-# card's attributes. Our schemas nest them at most 2 deep and hand-written app data rarely
-# passes 5 or 6; 32 leaves room for any honest use and is hundreds of times below where yrs's
-# recursive decoding, conversion to Python and JSON serialisation run out of stack
-# (``docs/yrs-crashes.md``), also on threads with small stacks.
-MAX_DEPTH = 32
-
 # Shared types nest more: rich text is a tree of XML elements (a list item in a list in a
 # quote...). Our schemas nest 3 deep; 32 levels of indented lists in ProseMirror are 64 or so.
 # yrs walks types recursively too (``to_json`` overflows an 8 MiB stack near 16,000 levels).
 # Only chains within one update can be measured without the document.
 MAX_TYPE_DEPTH = 128
 
-# yrs keeps clocks as ``u32`` (it would wrap past 2**32) and panics on structs whose clock is
-# past 2**31 when a delete set touches them (an index computed as a signed number); yjs
-# clocks count one client's edits, which never come near either.
-MAX_CLOCK = 2**31 - 1
-MAX_SAFE_INTEGER = 2**53 - 1  # lib0 refuses longer varints; JavaScript numbers stop being exact
-_MAX_VARINT_BYTES = 8  # 56 bits: enough for any value up to MAX_SAFE_INTEGER
 
-# Content refs (info & 31) and lib0 Any tags.
+# Content refs (info & 31).
 _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKIP = range(11)
 _XML_ELEMENT, _XML_HOOK, _LAST_TYPE_REF = 3, 5, 6
-_ANY_OBJECT, _ANY_ARRAY = 118, 117
 _HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
-
-
-class InvalidUpdate(ProtocolError):
-    """Bytes that are not a Yjs v1 update yrs can safely decode and apply."""
 
 
 class UpdateShape(NamedTuple):
@@ -171,250 +163,6 @@ def decode_delete_set(update: bytes | bytearray | memoryview) -> dict[int, list[
     return decode_update(update).delete_set
 
 
-def _uint_tail(data: bytes, pos: int, first: int) -> tuple[int, int]:
-    """The rest of a varUint whose first byte (>= 0x80) was ``first``; return (value, pos)."""
-    byte = data[pos]
-    if byte < 0x80:  # two bytes: clocks and lengths up to 16383
-        return (first & 0x7F) | (byte << 7), pos + 1
-    third = data[pos + 1]
-    if third < 0x80:  # three bytes: up to 2**21
-        return (first & 0x7F) | ((byte & 0x7F) << 7) | (third << 14), pos + 2
-    # Longer ones are mostly client ids (up to 8 bytes): find the end in C, then squeeze the
-    # 7-bit groups together with a few masks instead of a Python step per byte.
-    match = _VARINT_REST.match(data, pos)
-    if match is None:
-        if len(data) - pos < _MAX_VARINT_BYTES - 1:
-            raise InvalidUpdate("truncated update")
-        raise InvalidUpdate("varint longer than 8 bytes")
-    end = match.end()
-    x = int.from_bytes(data[pos - 1 : end], "little") & 0x7F7F7F7F7F7F7F7F
-    x = ((x & 0x7F007F007F007F00) >> 1) | (x & 0x007F007F007F007F)
-    x = ((x & 0x3FFF00003FFF0000) >> 2) | (x & 0x00003FFF00003FFF)
-    x = ((x & 0x0FFFFFFF00000000) >> 4) | (x & 0x000000000FFFFFFF)
-    if x > MAX_SAFE_INTEGER:
-        raise InvalidUpdate("integer beyond 2**53")
-    return x, end
-
-
-# After a varint's first byte: up to six more with the high bit, then one without.
-_VARINT_REST = re.compile(rb"[\x80-\xff]{1,6}[\x00-\x7f]")
-
-
-def _uint(data: bytes, pos: int) -> tuple[int, int]:
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    return _uint_tail(data, pos + 1, byte)
-
-
-def _clock(data: bytes, pos: int) -> tuple[int, int]:
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    value, pos = _uint_tail(data, pos + 1, byte)
-    if value > MAX_CLOCK:
-        raise InvalidUpdate("clock beyond 2**31")
-    return value, pos
-
-
-def _int(data: bytes, pos: int) -> int:
-    """Skip a lib0 varInt (6 bits and a sign in the first byte); return the new position."""
-    byte = data[pos]
-    pos += 1
-    if byte < 0x80:
-        return pos
-    value = byte & 0x3F
-    shift = 6
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            if value > MAX_SAFE_INTEGER:
-                raise InvalidUpdate("integer beyond 2**53")
-            return pos
-        shift += 7
-        if shift >= 7 * _MAX_VARINT_BYTES:
-            raise InvalidUpdate("varint longer than 8 bytes")
-
-
-def _raw_string(data: bytes, pos: int) -> tuple[bytes, int]:
-    """A varString's UTF-8 bytes, checked; return (bytes, pos after it)."""
-    length = data[pos]
-    pos += 1
-    if length >= 0x80:
-        length, pos = _uint_tail(data, pos, length)
-    end = pos + length
-    if end > len(data):
-        raise InvalidUpdate("string runs past the end of the update")
-    raw = data[pos:end]
-    if not raw.isascii():
-        try:
-            raw.decode()
-        except UnicodeDecodeError:
-            raise InvalidUpdate("string is not UTF-8") from None
-    return raw, end
-
-
-def _skip_buffer(data: bytes, pos: int) -> int:
-    length = data[pos]
-    pos += 1
-    if length >= 0x80:
-        length, pos = _uint_tail(data, pos, length)
-    end = pos + length
-    if end > len(data):
-        raise InvalidUpdate("buffer runs past the end of the update")
-    return end
-
-
-def _four_byte_sequences(raw: bytes) -> int:
-    """How many characters of the (valid) UTF-8 ``raw`` lie beyond the BMP: its four-byte
-    sequences, whose lead bytes F0..F4 occur nowhere else in valid UTF-8."""
-    return len(raw.translate(None, _ALL_BUT_FOUR_BYTE_LEADS))
-
-
-_ALL_BUT_FOUR_BYTE_LEADS = bytes(b for b in range(256) if not 0xF0 <= b <= 0xF4)
-
-
-def _any_values(data: bytes, pos: int, count: int, level: int, keyed: bool) -> tuple[int, int]:
-    """Skip ``count`` lib0 Any values (each after a string key if ``keyed``) inside ``level``
-    containers; return (pos, the deepest container level met).
-
-    Scalars and short strings are read inline, containers recurse: most values are numbers,
-    strings and small objects.
-    """
-    n = len(data)
-    deepest = level
-    for _ in range(count):
-        if keyed:
-            length = data[pos]
-            if length < 0x80:
-                end = pos + 1 + length
-                if end > n:
-                    raise InvalidUpdate("string runs past the end of the update")
-                if not data[pos + 1 : end].isascii():
-                    _raw_string(data, pos)  # checks the UTF-8
-                pos = end
-            else:
-                pos = _raw_string(data, pos)[1]
-        tag = data[pos]
-        pos += 1
-        if tag == 125:  # varInt
-            if data[pos] < 0x80:
-                pos += 1
-            else:
-                pos = _int(data, pos)
-        elif tag == 119:  # string
-            length = data[pos]
-            if length < 0x80:
-                end = pos + 1 + length
-                if end > n:
-                    raise InvalidUpdate("string runs past the end of the update")
-                if not data[pos + 1 : end].isascii():
-                    _raw_string(data, pos)
-                pos = end
-            else:
-                pos = _raw_string(data, pos)[1]
-        elif tag in (123, 122):  # float64, BigInt64
-            pos += 8
-        elif tag == 124:  # float32
-            pos += 4
-        elif tag in (126, 127, 120, 121):  # null, undefined, true, false
-            pass
-        elif tag in (_ANY_OBJECT, _ANY_ARRAY):
-            if level >= MAX_DEPTH:
-                raise InvalidUpdate(f"Any values nested deeper than {MAX_DEPTH}")
-            inner, pos = _uint(data, pos)
-            if tag == _ANY_ARRAY:
-                if inner > n - pos:  # every value takes a byte at least
-                    raise InvalidUpdate("Any array longer than the update")
-            elif inner > (n - pos) >> 1:  # a key length and a value tag at least
-                raise InvalidUpdate("Any object larger than the update")
-            pos, depth = _any_values(data, pos, inner, level + 1, tag == _ANY_OBJECT)
-            if depth > deepest:
-                deepest = depth
-        elif tag == 116:  # Uint8Array
-            pos = _skip_buffer(data, pos)
-        else:
-            raise InvalidUpdate(f"unknown Any tag {tag}")
-    if pos > n:
-        raise InvalidUpdate("number runs past the end of the update")
-    return pos, deepest
-
-
-def _reject_constant(name: str) -> None:
-    raise InvalidUpdate(f"JSON holds {name}")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not isfinite(value):
-        raise InvalidUpdate("JSON number overflows a double")
-    return value
-
-
-# JSON that needs no parser: what most formats and embeds are (``true``, ``null``, a colour,
-# ``{"href": "..."}``). Integers of up to 15 digits are exact doubles; strings hold no escape
-# or control character (their UTF-8 was checked when read). Scalars have depth 0, flat objects
-# and arrays of them depth 1.
-_JSON_SCALAR = rb'(?:true|false|null|-?(?:0|[1-9][0-9]{0,14})|"[^"\\\x00-\x1f]*")'
-_JSON_STRING = rb'"[^"\\\x00-\x1f]*"'
-_SIMPLE_JSON = re.compile(_JSON_SCALAR + rb"\Z")
-_FLAT_JSON = re.compile(
-    rb"(?:\{(?:%s:%s(?:,%s:%s)*)?\}|\[(?:%s(?:,%s)*)?\])\Z"
-    % (_JSON_STRING, _JSON_SCALAR, _JSON_STRING, _JSON_SCALAR, _JSON_SCALAR, _JSON_SCALAR)
-)
-
-
-def _json(data: bytes, pos: int) -> tuple[int, int]:
-    """Check a varString of JSON (Embed, Format, JSON content); return (pos, its depth)."""
-    raw, pos = _raw_string(data, pos)
-    if _SIMPLE_JSON.match(raw):
-        return pos, 0
-    if _FLAT_JSON.match(raw):
-        return pos, 1
-    text = raw.decode()
-    try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except InvalidUpdate:
-        raise
-    except RecursionError:
-        raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}") from None
-    except ValueError:  # JSONDecodeError, and ints past Python's digit limit
-        raise InvalidUpdate("content is not JSON") from None
-    depth = json_depth(value) if b"[" in raw or b"{" in raw else 0  # else a scalar
-    if depth > MAX_DEPTH:
-        raise InvalidUpdate(f"JSON nested deeper than {MAX_DEPTH}")
-    if b"\\u" in raw:
-        try:  # an unpaired \ud800 escape: JSON.parse takes it, serde_json (yrs) does not
-            json.dumps(value, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise InvalidUpdate("JSON string holds an unpaired surrogate") from None
-    return pos, depth
-
-
-def json_depth(value: object, limit: int = MAX_DEPTH) -> int:
-    """How many containers (lists, dicts) ``value`` nests, counted without recursion; stops
-    once past ``limit`` (the result is then only known to exceed it). Also used for awareness
-    states (``crdt.awareness``)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if level > deepest:
-            deepest = level
-            if deepest > limit:
-                return deepest
-        stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
 class _TypeLevels:
     """How deep the shared types are that the items of one update sit in.
 
@@ -464,7 +212,7 @@ def _decode(data: bytes) -> UpdateShape:
     # on every update a client sends. Client ids are long varints (53 bits in pycrdt, 32 in
     # yjs) and an update names few of them, so the last one read is remembered as bytes.
     n = len(data)
-    count, pos = _uint(data, 0)
+    count, pos = read_uint(data, 0)
     if count > n - pos:
         raise InvalidUpdate("more client blocks than the update has bytes")
     clients: dict[int, tuple[int, int]] = {}
@@ -476,7 +224,7 @@ def _decode(data: bytes) -> UpdateShape:
     max_depth = 0
     last_raw, last_client = b"\x00", 0  # the varint bytes of the last client id read
     for _ in range(count):
-        structs, pos = _uint(data, pos)
+        structs, pos = read_uint(data, pos)
         if structs == 0:
             raise InvalidUpdate("client block without structs")
         if structs > (n - pos) >> 1:  # every struct takes two bytes at least
@@ -485,12 +233,12 @@ def _decode(data: bytes) -> UpdateShape:
             client = last_client
             pos += len(last_raw)
         else:
-            client, end = _uint(data, pos)
+            client, end = read_uint(data, pos)
             last_raw, last_client = data[pos:end], client
             pos = end
         if client in clients:
             raise InvalidUpdate(f"client {client} has two blocks")
-        clock, pos = _clock(data, pos)
+        clock, pos = read_clock(data, pos)
         first = clock
         contiguous = first == 0  # the state vector counts from clock 0 to the first Skip
         struct_count += structs
@@ -504,7 +252,7 @@ def _decode(data: bytes) -> UpdateShape:
                 length = data[pos]
                 pos += 1
                 if length >= 0x80:
-                    length, pos = _uint_tail(data, pos, length)
+                    length, pos = uint_tail(data, pos, length)
                 if length == 0:
                     raise InvalidUpdate("GC or Skip of length 0")
                 if ref == _SKIP and contiguous:
@@ -525,13 +273,13 @@ def _decode(data: bytes) -> UpdateShape:
                         other = last_client
                         pos += len(last_raw)
                     else:
-                        other, end = _uint(data, pos)
+                        other, end = read_uint(data, pos)
                         last_raw, last_client = data[pos:end], other
                         pos = end
                     other_clock = data[pos]
                     pos += 1
                     if other_clock >= 0x80:
-                        other_clock, pos = _uint_tail(data, pos, other_clock)
+                        other_clock, pos = uint_tail(data, pos, other_clock)
                         if other_clock > MAX_CLOCK:
                             raise InvalidUpdate("clock beyond 2**31")
                     if other == client and other_clock >= clock:
@@ -554,16 +302,16 @@ def _decode(data: bytes) -> UpdateShape:
                 parent_info = data[pos]
                 pos += 1
                 if parent_info == 1:
-                    pos = _raw_string(data, pos)[1]
+                    pos = read_string(data, pos)[1]
                 elif parent_info == 0:
                     if data.startswith(last_raw, pos):
                         other = last_client
                         pos += len(last_raw)
                     else:
-                        other, end = _uint(data, pos)
+                        other, end = read_uint(data, pos)
                         last_raw, last_client = data[pos:end], other
                         pos = end
-                    other_clock, pos = _clock(data, pos)
+                    other_clock, pos = read_clock(data, pos)
                     if other == client and other_clock >= clock:
                         raise InvalidUpdate("parent is not before the item")
                     if levels is not None:
@@ -573,22 +321,22 @@ def _decode(data: bytes) -> UpdateShape:
                 if info & _HAS_PARENT_SUB:
                     if ref == _FORMAT:  # yrs panics on its map events (and KeyErrors in reads)
                         raise InvalidUpdate("Format item under a map key")
-                    pos = _raw_string(data, pos)[1]
+                    pos = read_string(data, pos)[1]
             is_type = False
             if ref == _STRING:
-                raw, pos = _raw_string(data, pos)
+                raw, pos = read_string(data, pos)
                 if raw.isascii():
                     length = len(raw)
                 else:  # yjs counts UTF-16 code units: characters beyond the BMP count twice
-                    pairs = _four_byte_sequences(raw)
+                    pairs = four_byte_sequences(raw)
                     length = len(raw.decode()) + pairs
                     if pairs:  # references into this string are checked (_check_split)
                         astral.setdefault(client, []).append((clock, length, raw))
             elif ref == _ANY:
-                length, pos = _uint(data, pos)
+                length, pos = read_uint(data, pos)
                 if length > n - pos:
                     raise InvalidUpdate("more Any values than the update has bytes")
-                pos, depth = _any_values(data, pos, length, 0, False)
+                pos, depth = skip_any_values(data, pos, length, 0, False)
                 if depth > max_depth:
                     max_depth = depth
             elif ref == _TYPE:
@@ -601,29 +349,29 @@ def _decode(data: bytes) -> UpdateShape:
                 if type_ref == _XML_HOOK:
                     raise InvalidUpdate("Y.XmlHook: yrs does not read its name as yjs writes it")
                 if type_ref == _XML_ELEMENT:
-                    pos = _raw_string(data, pos)[1]
+                    pos = read_string(data, pos)[1]
             elif ref == _DELETED:
-                length, pos = _uint(data, pos)
+                length, pos = read_uint(data, pos)
             elif ref == _FORMAT:
                 length = 1
-                pos = _raw_string(data, pos)[1]
-                pos, depth = _json(data, pos)
+                pos = read_string(data, pos)[1]
+                pos, depth = check_json(data, pos)
                 if depth > max_depth:
                     max_depth = depth
             elif ref == _EMBED:
                 length = 1
-                pos, depth = _json(data, pos)
+                pos, depth = check_json(data, pos)
                 if depth > max_depth:
                     max_depth = depth
             elif ref == _BINARY:
                 length = 1
-                pos = _skip_buffer(data, pos)
+                pos = skip_buffer(data, pos)
             elif ref == _DOC:
                 length = 1
-                pos = _raw_string(data, pos)[1]
-                if data[pos] != _ANY_OBJECT:
+                pos = read_string(data, pos)[1]
+                if data[pos] != ANY_OBJECT:
                     raise InvalidUpdate("subdocument options are not an object")
-                pos, depth = _any_values(data, pos, 1, 0, False)
+                pos, depth = skip_any_values(data, pos, 1, 0, False)
                 if depth > max_depth:
                     max_depth = depth
             elif ref == _JSON:
@@ -680,32 +428,32 @@ def _check_split(strings: list[tuple[int, int, bytes]], at: int) -> None:
 
 def _check_json_content(data: bytes, pos: int) -> None:
     """Check a ContentJSON as yjs reads it, then refuse it: yrs would read it differently."""
-    count, pos = _uint(data, pos)
+    count, pos = read_uint(data, pos)
     if count == 0:
         raise InvalidUpdate("item of length 0")
     if count > len(data) - pos:
         raise InvalidUpdate("more JSON values than the update has bytes")
     for _ in range(count):
-        raw, end = _raw_string(data, pos)
+        raw, end = read_string(data, pos)
         if raw != b"undefined":  # yjs writes undefined this way
-            _json(data, pos)
+            check_json(data, pos)
         pos = end
     raise InvalidUpdate("ContentJSON: yrs reads one value more than yjs writes")
 
 
 def _delete_set(data: bytes, pos: int) -> tuple[dict[int, list[tuple[int, int]]], int]:
     n = len(data)
-    count, pos = _uint(data, pos)
+    count, pos = read_uint(data, pos)
     if count > n - pos:
         raise InvalidUpdate("more delete-set clients than the update has bytes")
     delete_set: dict[int, list[tuple[int, int]]] = {}
     seen: set[int] = set()
     for _ in range(count):
-        client, pos = _uint(data, pos)
+        client, pos = read_uint(data, pos)
         if client in seen:  # yjs would merge the two, yrs keep the last
             raise InvalidUpdate(f"client {client} appears twice in the delete set")
         seen.add(client)
-        ranges_count, pos = _uint(data, pos)
+        ranges_count, pos = read_uint(data, pos)
         if ranges_count > (n - pos) >> 1:
             raise InvalidUpdate("more delete ranges than the update has bytes")
         ranges = []
@@ -714,11 +462,11 @@ def _delete_set(data: bytes, pos: int) -> tuple[dict[int, list[tuple[int, int]]]
             clock = data[pos]
             pos += 1
             if clock >= 0x80:
-                clock, pos = _uint_tail(data, pos, clock)
+                clock, pos = uint_tail(data, pos, clock)
             length = data[pos]
             pos += 1
             if length >= 0x80:
-                length, pos = _uint_tail(data, pos, length)
+                length, pos = uint_tail(data, pos, length)
             if length == 0:
                 raise InvalidUpdate("delete range of length 0")
             if clock < end:
