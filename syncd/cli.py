@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--tenant", default="default")
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
     token.add_argument("--role", choices=["user", "service", "admin"], default="user")
+    token.add_argument(
+        "--purpose", help="what a service may use the data for, e.g. analytics (docs/privacy.md)"
+    )
     token.add_argument("--data-dir", help="data directory holding the generated secret")
 
     from . import keys_cli  # ``syncd keys …``: encryption at rest (docs/privacy.md)
@@ -123,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings.from_env(data_dir=args.data_dir)
             logging.basicConfig(level="WARNING", format="%(levelname)s: %(message)s")
             keys = Daemon._token_keys(settings)
-            print(keys.mint(args.sub, tenant=args.tenant, role=args.role, ttl=args.ttl))
+            print(
+                keys.mint(
+                    args.sub, tenant=args.tenant, role=args.role, ttl=args.ttl,
+                    purpose=args.purpose,
+                )
+            )
         except ValueError as exc:
             return _refuse("token", exc)
         return 0

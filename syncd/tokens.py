@@ -9,6 +9,7 @@ or an HS256 token signed with a public key are refused.
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -26,8 +27,17 @@ __all__ = [
     "TokenKeys",
     "WeakSecret",
     "check_secret",
+    "is_purpose",
     "load_or_create_secret",
 ]
+
+# A consent purpose (DESIGN.md §1.11): the same names in tokens and in consent bodies.
+_PURPOSE = re.compile(r"[a-z0-9_-]{1,32}")
+
+
+def is_purpose(value: object) -> bool:
+    """Whether ``value`` is a purpose name: ``[a-z0-9_-]{1,32}``."""
+    return isinstance(value, str) and _PURPOSE.fullmatch(value) is not None
 
 
 class Role(enum.StrEnum):
@@ -76,6 +86,9 @@ class Identity:
     tenant: str
     role: Role
     exp: float
+    # What a service may use the data it reads for (``purpose`` claim, e.g. "analytics"): the
+    # feed withholds updates of principals who did not consent to it (docs/privacy.md).
+    purpose: str | None = None
 
     @property
     def privileged(self) -> bool:
@@ -124,16 +137,27 @@ class TokenKeys:
             raise InvalidToken("invalid token: bad tenant")
         if role is None:
             raise InvalidToken(f"invalid token: unknown role {claims['role']!r}")
-        return Identity(sub, tenant, role, float(claims["exp"]))
+        purpose = claims.get("purpose")
+        if purpose is not None and not is_purpose(purpose):
+            raise InvalidToken("invalid token: bad purpose")
+        return Identity(sub, tenant, role, float(claims["exp"]), purpose)
 
     def mint(
-        self, sub: str, *, tenant: str = "default", role: Role | str = Role.USER, ttl: float = 3600
+        self,
+        sub: str,
+        *,
+        tenant: str = "default",
+        role: Role | str = Role.USER,
+        ttl: float = 3600,
+        purpose: str | None = None,
     ) -> str:
         if self._secret is None:
             raise ValueError("this daemon only verifies tokens (public key configured)")
         known = _role(role)
         if not is_principal(sub) or not is_principal(tenant) or known is None:
             raise ValueError("invalid sub, tenant or role")
+        if purpose is not None and not is_purpose(purpose):
+            raise ValueError(f"invalid purpose {purpose!r}: expected [a-z0-9_-]{{1,32}}")
         now = int(time.time())
         claims = {
             "sub": sub,
@@ -142,6 +166,8 @@ class TokenKeys:
             "iat": now,
             "exp": now + int(ttl),
         }
+        if purpose is not None:
+            claims["purpose"] = purpose
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
 
