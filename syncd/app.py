@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mimetypes
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,7 +29,14 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("syncd")
 
+# The built web app: a wheel carries it inside the package (setup.py's build hook copies
+# pwa/dist there); a source checkout, editable installs included, has it in pwa/dist.
+PACKAGED_WEB_APP = Path(__file__).resolve().parent / "web"
 PWA_DIST = Path(__file__).resolve().parent.parent / "pwa" / "dist"
+
+# StaticFiles types files through mimetypes, whose table comes partly from /etc/mime.types;
+# Python 3.11 has no entry of its own for .webmanifest (slim images have no mime.types).
+mimetypes.add_type("application/manifest+json", ".webmanifest")
 
 _PLACEHOLDER = """<!doctype html><html lang="en"><meta charset="utf-8"><title>syncd</title>
 <body style="font-family:system-ui;max-width:40rem;margin:3rem auto;line-height:1.5">
@@ -59,6 +67,14 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     daemon: Daemon = request.app.state.daemon
     return Response(daemon.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def web_app_dir() -> Path | None:
+    """Where the built web app is: the installed package first, then a checkout's pwa/dist."""
+    for candidate in (PACKAGED_WEB_APP, PWA_DIST):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
 
 
 async def placeholder(request: Request) -> Response:
@@ -92,8 +108,9 @@ def create_app(settings: Settings, daemon: Daemon | None = None) -> Starlette:
     ]
     if settings.dev_login:
         routes.append(Route("/v1/dev/login", dev_login, methods=["POST"]))
-    if (PWA_DIST / "index.html").exists():
-        routes.append(Mount("/", StaticFiles(directory=PWA_DIST, html=True), name="pwa"))
+    web_app = web_app_dir()
+    if web_app is not None:
+        routes.append(Mount("/", StaticFiles(directory=web_app, html=True), name="pwa"))
     else:
         routes.append(Route("/", placeholder))
     # A refused body up to twice the largest accepted one is drained (its sender then reads the
