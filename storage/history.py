@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from crdt.replay import SNAPSHOT_SEQ, replay
 from crdt.yrs_guard import apply_update
 
+from .row_security import ALL_TENANTS
 from .schema import quarantine, snapshots, updates, versions
 from .store import DocKey, LoadedDoc
 
@@ -107,7 +108,7 @@ class SqlHistory:
             KeyError: the document does not exist or is deleted.
         """
         now = time.time()
-        async with self.store._begin() as conn:
+        async with self.store._begin(tenants=[key.tenant]) as conn:
             # Locked so that a compaction committing meanwhile cannot miss the new version.
             doc = await self.store._lock_live_doc(conn, key)
             if doc is None:
@@ -133,7 +134,7 @@ class SqlHistory:
 
     async def versions(self, key: DocKey) -> list[Version] | None:
         """The document's versions, newest first; ``None`` if it does not exist."""
-        async with self.store._begin(write=False) as conn:
+        async with self.store._begin(tenants=[key.tenant], write=False) as conn:
             doc = await self.store._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 return None
@@ -145,7 +146,7 @@ class SqlHistory:
             return [Version(*row) for row in rows]
 
     async def version(self, key: DocKey, vid: int) -> Version | None:
-        async with self.store._begin(write=False) as conn:
+        async with self.store._begin(tenants=[key.tenant], write=False) as conn:
             return await self._version(conn, key, vid)
 
     async def _version(self, conn: AsyncConnection, key: DocKey, vid: int) -> Version | None:
@@ -160,7 +161,7 @@ class SqlHistory:
         return Version(*row) if row is not None else None
 
     async def delete_version(self, key: DocKey, vid: int) -> bool:
-        async with self.store._begin() as conn:
+        async with self.store._begin(tenants=[key.tenant]) as conn:
             doc = await self.store._lock_live_doc(conn, key)
             if doc is None:
                 return False
@@ -177,7 +178,7 @@ class SqlHistory:
             HistoryGone: its history is incomplete (should not happen: see the module's
                 invariant; a database written without it, e.g. by hand).
         """
-        async with self.store._begin(write=False, snapshot=True) as conn:
+        async with self.store._begin(tenants=[key.tenant], write=False, snapshot=True) as conn:
             doc = await self.store._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 return None
@@ -204,7 +205,7 @@ class SqlHistory:
         Raises:
             HistoryGone: no base at or before ``seq`` is followed by a complete log.
         """
-        async with self.store._begin(write=False, snapshot=True) as conn:
+        async with self.store._begin(tenants=[key.tenant], write=False, snapshot=True) as conn:
             doc = await self.store._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 return None
@@ -215,7 +216,7 @@ class SqlHistory:
     ) -> list[tuple[int, str, float]] | None:
         """``(seq, principal, at)`` of the stored updates with ``since <= at < until``, in seq
         order (quarantined ones left out); ``None`` if the document does not exist."""
-        async with self.store._begin(write=False) as conn:
+        async with self.store._begin(tenants=[key.tenant], write=False) as conn:
             doc = await self.store._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 return None
@@ -243,7 +244,8 @@ class SqlHistory:
         version a document twice."""
         now = time.time()
         made: list[DocKey] = []
-        async with self.store._begin() as conn:
+        # A sweep over every tenant: maintenance, the scope storage/row_security.py reserves.
+        async with self.store._begin(tenants=ALL_TENANTS) as conn:
             if self.store.dialect == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(7370637)"))
             rows = (
@@ -370,7 +372,7 @@ def _fold(state: bytes | None, tail: list[tuple[int, bytes]]) -> bytes:
 
 async def versions_to_fold(store: SqlStore, key: DocKey, upto: int) -> list[tuple[int, int]]:
     """``(id, seq)`` of the versions at or below ``upto`` that have no state yet."""
-    async with store._begin(write=False) as conn:
+    async with store._begin(tenants=[key.tenant], write=False) as conn:
         doc = await store._doc_row(conn, key)
         if doc is None:
             return []

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import row_security
+
 metadata = MetaData()
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; BigInteger there would not be.
@@ -194,6 +196,18 @@ data_keys = Table(
     Column("state", String(8), nullable=False),  # "active" | "retired" | "shredded"
 )
 
+# Principals erased in a tenant (DESIGN §1.11, docs/privacy.md): no name, only a salted hash
+# (sha256 of salt, tenant and principal id), so that erasure leaves no identity string while an
+# erased principal's old offline replica still cannot create their documents again.
+erased_principals = Table(
+    "syncd_erased_principals",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("salt", String(32), nullable=False),
+    Column("erased_at", Double, nullable=False),
+)
+
 # One row: the last allocated feed position. Appending transactions lock it first and hold it
 # until they commit, so positions become visible in order: once a position is visible, every
 # smaller one is committed (or was never used). An autoincrement key would not promise that on
@@ -255,6 +269,9 @@ async def migrate(conn: AsyncConnection) -> None:
                 .values(purged_at=documents.c.deleted_at)
             )
         await conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+    if conn.dialect.name == "postgresql":
+        # Tenant isolation in the database (storage/row_security.py), installed if missing.
+        await row_security.install(conn)
 
 
 async def _add_epochs(conn: AsyncConnection) -> None:

@@ -28,9 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from crdt.replay import replay
 
 from .deadline import operation_deadline, postgres_connect_args
+from .erased_principals import is_erased
 from .feed import FeedPage, read_feed_page
 from .history import _stateless, fold_with_versions, store_version_states, versions_to_fold
+from .key_ring import KeyRing
 from .postgres_append import append_rows
+from .row_security import ALL_TENANTS, TenantScope, enter_scope
+from .sealed_rows import RowSealing
+from .sealing import Kind
 from .schema import (
     documents,
     feed_position,
@@ -95,6 +100,7 @@ class SqlStore:
         retention_seconds: float | None = 30 * 24 * 3600,
         sqlite_synchronous: str = "FULL",
         timeout_seconds: float = 5.0,
+        key_ring: KeyRing | None = None,
     ) -> None:
         self.url = engine_url(url)
         self.retention_seconds = retention_seconds
@@ -107,6 +113,8 @@ class SqlStore:
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
         self._appender: SqliteAppender | None = None  # the SQLite hot path, see append()
+        # Encryption at rest (storage/sealed_rows.py): off without a key ring (a master key).
+        self.sealing = RowSealing(key_ring)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -153,8 +161,11 @@ class SqlStore:
                 ),
             )
         self._engine = engine
-        async with self._begin() as conn:
+        # Migrations span tenants: the one start-up path that names them all.
+        async with self._begin(tenants=ALL_TENANTS) as conn:
             await migrate(conn)
+            if self.sealing.ring is not None:  # MasterKeyError: not the key that wrapped them
+                await self.sealing.ring.verify(conn)
         # Off for now: under a sustained stream of appends its thread takes SQLite's write lock
         # back to back, and a delete or compaction waiting in busy_timeout can starve (seen in
         # test_append_racing_delete_stores_nothing_after_the_tombstone). It needs a fair turn
@@ -174,12 +185,19 @@ class SqlStore:
 
     @asynccontextmanager
     async def _begin(
-        self, *, write: bool = True, snapshot: bool = False, timeout: float | None = None
+        self,
+        *,
+        write: bool = True,
+        snapshot: bool = False,
+        timeout: float | None = None,
+        tenants: TenantScope = (),
     ) -> AsyncIterator[AsyncConnection]:
         """A transaction. ``write=False`` for read-only ones; ``snapshot``: all its reads see
         one state (Postgres REPEATABLE READ; SQLite transactions always do). Everything in it,
         from taking a connection to returning it, shares one deadline (``timeout``, by default
-        the store's)."""
+        the store's). ``tenants``: the tenants it touches; on Postgres row-level security hides
+        every other tenant's rows from it (none named: it sees no tenant's rows), and
+        ``ALL_TENANTS`` is for maintenance only (storage/row_security.py)."""
         if self._engine is None:
             raise StoreUnavailable("store is not open")
         try:
@@ -190,6 +208,7 @@ class SqlStore:
                     if snapshot and self.dialect == "postgresql":
                         await conn.execution_options(isolation_level="REPEATABLE READ")
                     async with conn.begin():
+                        await enter_scope(conn, tenants)
                         yield conn
         except (SQLAlchemyError, psycopg.Error) as exc:  # psycopg's own: the append path
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
@@ -204,10 +223,13 @@ class SqlStore:
     # -- documents -------------------------------------------------------------------------
 
     async def create(self, key: DocKey) -> bool:
-        async with self._begin() as conn:
+        async with self._begin(tenants=[key.tenant]) as conn:
             return await self._create(conn, key, time.time())
 
     async def _create(self, conn: AsyncConnection, key: DocKey, now: float) -> bool:
+        # An erased principal's documents never come back (storage/erased_principals.py).
+        if await is_erased(conn, key.tenant, key.name.split("/", 1)[0]):
+            return False
         stmt = (
             self._insert(documents)
             .values(
@@ -247,11 +269,11 @@ class SqlStore:
         )
         return (await conn.execute(stmt)).first()
 
-    async def load(self, key: DocKey) -> LoadedDoc | None:
-        async with self._begin(write=False, snapshot=True) as conn:
+    async def load(self, key: DocKey, *, include_deleted: bool = False) -> LoadedDoc | None:
+        async with self._begin(tenants=[key.tenant], write=False, snapshot=True) as conn:
             doc = await self._doc_row(conn, key)
-            if doc is None or doc.deleted_at is not None:
-                return None
+            if doc is None or (doc.deleted_at is not None and not include_deleted):
+                return None  # include_deleted: erasure rewrites documents in the trash too
             # One statement, so snapshot and tail come from one consistent view of the database
             # even if a compaction commits in between. Quarantined rows (and a quarantined
             # snapshot, seq 0) are left out; the tail then starts after the last good snapshot.
@@ -274,16 +296,24 @@ class SqlStore:
                     {"id": doc.id},
                 )
             ).all()
+            # SealedRowError (refusing the document) before anything replays a row.
+            opened = await self.sealing.open(
+                conn,
+                key,
+                [(Kind.UPDATE if r[0] else Kind.SNAPSHOT, r[1], r[3]) for r in rows],
+            )
+            if not rows:
+                await self.sealing.check_tenant(conn, key)
         snapshot: bytes | None = None
         snapshot_seq = 0
         tail: list[bytes] = []
         tail_seqs: list[int] = []
         pos = 0
-        for part, row_seq, row_pos, data in rows:
+        for (part, row_seq, row_pos, _), data in zip(rows, opened, strict=True):
             if part == 0:
-                snapshot, snapshot_seq = bytes(data), row_seq
+                snapshot, snapshot_seq = data, row_seq
             else:
-                tail.append(bytes(data))
+                tail.append(data)
                 tail_seqs.append(row_seq)
             pos = row_pos
         return LoadedDoc(
@@ -299,7 +329,7 @@ class SqlStore:
         )
 
     async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:
-        async with self._begin() as conn:
+        async with self._begin(tenants=[key.tenant]) as conn:
             doc = await self._doc_row(conn, key)
             if doc is None or not seqs:
                 return
@@ -322,7 +352,7 @@ class SqlStore:
     async def updates_between(
         self, key: DocKey, after: int, upto: int
     ) -> list[tuple[int, bytes]] | None:
-        async with self._begin(write=False) as conn:
+        async with self._begin(tenants=[key.tenant], write=False) as conn:
             doc = await self._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 return None
@@ -344,15 +374,20 @@ class SqlStore:
                     )
                 ).scalars()
             )
-        if len(rows) != upto - after:
+            rows = [r for r in rows if r.seq not in bad] if len(rows) == upto - after else None
+            if rows is not None:
+                opened = await self.sealing.open(
+                    conn, key, [(Kind.UPDATE, r.seq, r.data) for r in rows]
+                )
+        if rows is None:
             return None  # pruned: the caller reloads the whole document
-        return [(r.seq, bytes(r.data)) for r in rows if r.seq not in bad]
+        return [(r.seq, data) for r, data in zip(rows, opened, strict=True)]
 
     async def seqs(self, keys: Sequence[DocKey]) -> dict[DocKey, int]:
         if not keys:
             return {}
         out: dict[DocKey, int] = {}
-        async with self._begin(write=False) as conn:
+        async with self._begin(tenants={k.tenant for k in keys}, write=False) as conn:
             for tenant in {k.tenant for k in keys}:
                 names = [k.name for k in keys if k.tenant == tenant]
                 rows = await conn.execute(
@@ -366,7 +401,7 @@ class SqlStore:
         return out
 
     async def quarantined(self, key: DocKey) -> dict[int, str]:
-        async with self._begin(write=False) as conn:
+        async with self._begin(tenants=[key.tenant], write=False) as conn:
             doc = await self._doc_row(conn, key)
             if doc is None:
                 return {}
@@ -386,16 +421,16 @@ class SqlStore:
             return seqs
         if any(key not in self._ids for key in batch):  # rare: rooms create on load
             # In a transaction of its own: the append's must take the feed-position lock first.
-            async with self._begin() as conn:
+            async with self._begin(tenants={key.tenant for key in batch}) as conn:
                 await self._doc_ids(conn, batch.keys(), now)
         ids = {key: self._ids[key] for key in batch}
         if self._appender is not None:
             return await self._appender.append(batch, ids, now)
         if self.dialect == "postgresql":
-            async with self._begin() as conn:
+            async with self._begin(tenants={key.tenant for key in batch}) as conn:
                 raw = (await conn.get_raw_connection()).driver_connection
                 return await append_rows(raw, batch, ids, now)
-        async with self._begin() as conn:
+        async with self._begin(tenants={key.tenant for key in batch}) as conn:
             # Feed positions first: the lock on this row is held until commit, which serialises
             # the commits of concurrent appenders (other nodes) and so orders positions by commit
             # (and, taken first by everyone, it also rules out deadlocks on document rows).
@@ -482,7 +517,7 @@ class SqlStore:
             fold_with_versions, loaded, [seq for _, seq in pending]
         )
         now = time.time()
-        async with self._begin() as conn:
+        async with self._begin(tenants=[key.tenant]) as conn:
             doc = await self._lock_live_doc(conn, key)
             # Deleted meanwhile, or purged and created again: what was folded is another
             # lineage's, and writing it would resurrect erased content.
@@ -548,7 +583,7 @@ class SqlStore:
     # -- metadata and access -------------------------------------------------------------------
 
     async def meta(self, key: DocKey) -> DocMeta | None:
-        async with self._begin(write=False) as conn:
+        async with self._begin(tenants=[key.tenant], write=False) as conn:
             return await self._meta(conn, key)
 
     async def _meta(self, conn: AsyncConnection, key: DocKey) -> DocMeta | None:
@@ -573,7 +608,7 @@ class SqlStore:
         )
 
     async def set_access(self, key: DocKey, mode: str, new_grants: Mapping[str, str]) -> DocMeta:
-        async with self._begin() as conn:
+        async with self._begin(tenants=[key.tenant]) as conn:
             doc = await self._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 raise KeyError(str(key))
@@ -591,7 +626,7 @@ class SqlStore:
         return meta
 
     async def delete(self, key: DocKey) -> bool:
-        async with self._begin() as conn:
+        async with self._begin(tenants=[key.tenant]) as conn:
             now = time.time()
             # The tombstone locks the document's row until commit, so an append or a compaction
             # racing this delete either committed before it (and what it wrote goes to the
@@ -616,13 +651,13 @@ class SqlStore:
     async def read_feed(
         self, tenant: str, after: int, *, prefix: str | None = None, limit: int = 100
     ) -> FeedPage:
-        async with self._begin(write=False, snapshot=True) as conn:
+        async with self._begin(tenants=[tenant], write=False, snapshot=True) as conn:
             return await read_feed_page(conn, tenant, after, prefix, limit)
 
     async def state_before(self, key: DocKey, seq: int) -> bytes | None:
         """The document as it was just before update ``seq`` (one update), or ``None`` if that
         history is no longer complete (pruned by retention)."""
-        async with self._begin(write=False, snapshot=True) as conn:
+        async with self._begin(tenants=[key.tenant], write=False, snapshot=True) as conn:
             doc = await self._doc_row(conn, key)
             if doc is None:
                 return None

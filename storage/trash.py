@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy import update as sa_update
 
+from .row_security import ALL_TENANTS
 from .schema import documents, grants, new_epoch, quarantine, snapshots, updates, versions
 from .store import DocKey, DocMeta
 
@@ -52,7 +53,7 @@ class SqlTrash:
         ]
         if owner is not None:
             where.append(documents.c.name.startswith(owner + "/", autoescape=True))
-        async with self.store._begin(write=False) as conn:
+        async with self.store._begin(tenants=[tenant], write=False) as conn:
             rows = await conn.execute(
                 select(documents.c.name, documents.c.deleted_at)
                 .where(*where)
@@ -65,7 +66,7 @@ class SqlTrash:
         was deleted less than ``window_seconds`` ago (past that it is as good as purged: the
         sweep erases it)."""
         now = time.time()
-        async with self.store._begin() as conn:
+        async with self.store._begin(tenants=[key.tenant]) as conn:
             restored = (
                 await conn.execute(
                     sa_update(documents)
@@ -88,7 +89,7 @@ class SqlTrash:
         """Erase a deleted document's content, history, versions and access, irreversibly;
         ``False`` unless it was in the trash. The caller deletes a live document first."""
         now = time.time()
-        async with self.store._begin() as conn:
+        async with self.store._begin(tenants=[key.tenant]) as conn:
             # The row first, as in ``delete``: its lock orders this against appends and
             # compactions; the new epoch fences off a compaction that read the old content.
             doc_id = (
@@ -119,7 +120,8 @@ class SqlTrash:
     async def expired(self, window_seconds: float) -> list[DocKey]:
         """Documents in the trash for ``window_seconds`` or longer."""
         cutoff = time.time() - window_seconds
-        async with self.store._begin(write=False) as conn:
+        # A sweep over every tenant: maintenance, the scope storage/row_security.py reserves.
+        async with self.store._begin(tenants=ALL_TENANTS, write=False) as conn:
             rows = await conn.execute(
                 select(documents.c.tenant, documents.c.name).where(
                     documents.c.deleted_at.is_not(None),
@@ -133,7 +135,7 @@ class SqlTrash:
         """Make a purged id (or a new one) a live, empty document with a new epoch; ``None`` if
         it exists and is live or in the trash."""
         now = time.time()
-        async with self.store._begin() as conn:
+        async with self.store._begin(tenants=[key.tenant]) as conn:
             if await self.store._create(conn, key, now):
                 return await self.store._meta(conn, key)
             revived = (
