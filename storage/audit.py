@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
+from .row_security import ALL_TENANTS
 from .schema import audit
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class SqlAudit:
         documents: Iterable[str],
         principals: Iterable[str],
     ) -> None:
-        async with self.store._begin() as conn:
+        async with self.store._begin(tenants=[tenant]) as conn:
             await conn.execute(
                 audit.insert().values(
                     tenant=tenant,
@@ -77,10 +78,8 @@ class SqlAudit:
             where.append(audit.c.at >= since)
         if service is not None:
             where.append(audit.c.service == service)
-        async with self.store._begin(write=False) as conn:
-            rows = await conn.execute(
-                select(audit).where(*where).order_by(audit.c.id).limit(limit)
-            )
+        async with self.store._begin(tenants=[tenant], write=False) as conn:
+            rows = await conn.execute(select(audit).where(*where).order_by(audit.c.id).limit(limit))
             return [
                 AuditRecord(
                     r.id,
@@ -98,6 +97,7 @@ class SqlAudit:
     async def prune(self, retention_seconds: float) -> int:
         """Delete records older than ``retention_seconds``; returns how many."""
         cutoff = time.time() - retention_seconds
-        async with self.store._begin() as conn:
+        # Retention spans tenants: a maintenance sweep (storage/row_security.py).
+        async with self.store._begin(tenants=ALL_TENANTS) as conn:
             result = await conn.execute(delete(audit).where(audit.c.at < cutoff))
             return result.rowcount or 0

@@ -28,7 +28,7 @@ class SqlConsents:
 
     async def of(self, tenant: str, principal: str) -> dict[str, bool]:
         """Every purpose a principal has answered, granted or not (sorted by purpose)."""
-        async with self.store._begin(write=False) as conn:
+        async with self.store._begin(tenants=[tenant], write=False) as conn:
             rows = await conn.execute(
                 select(consents.c.purpose, consents.c.granted)
                 .where(consents.c.tenant == tenant, consents.c.principal == principal)
@@ -44,7 +44,7 @@ class SqlConsents:
         Delete-then-insert in one transaction: the same statements on SQLite and Postgres,
         where an upsert would need each dialect's own syntax."""
         now = time.time()
-        async with self.store._begin() as conn:
+        async with self.store._begin(tenants=[tenant]) as conn:
             if answers:
                 await conn.execute(
                     delete(consents).where(
@@ -78,7 +78,7 @@ class SqlConsents:
         wanted = sorted(set(principals))
         if not wanted:
             return set()
-        async with self.store._begin(write=False) as conn:
+        async with self.store._begin(tenants=[tenant], write=False) as conn:
             rows = await conn.execute(
                 select(consents.c.principal).where(
                     consents.c.tenant == tenant,
