@@ -1,17 +1,41 @@
-import { useEffect, useRef } from 'react'
+import { useLayoutEffect, useRef } from 'react'
 import type { Canvas, CanvasElement } from 'syncd-client'
-import { diffStrings } from 'syncd-client'
 import type * as Y from 'yjs'
 
+import { bindTextarea } from '../lib/textareaBinding'
 import type { View } from './geometry'
 
-/** A textarea over a text element, editing its Y.Text in place. */
-export function TextEditor ({ canvas, el, view, onDone }: { canvas: Canvas, el: CanvasElement & { kind: 'text' }, view: View, onDone: () => void }) {
+/**
+ * A textarea over a text element, editing its Y.Text in place. The textarea is uncontrolled:
+ * React never writes its value (a render from the document a frame late would overwrite the
+ * keys typed since); `bindTextarea` keeps it and the Y.Text equal in both directions.
+ */
+export function TextEditor ({ canvas, el, view, onDone }: {
+  canvas: Canvas, el: CanvasElement & { kind: 'text' }, view: View, onDone: () => void
+}) {
   const ref = useRef<HTMLTextAreaElement>(null)
-  useEffect(() => { ref.current?.focus() }, [])
-  const text = canvas.elementMap(el.id).get('text') as Y.Text
+  const id = el.id
+
+  // Bound and focused before the browser paints, so the first key already lands here.
+  useLayoutEffect(() => {
+    const area = ref.current
+    if (!area) return
+    const text = canvas.elementMap(id).get('text') as Y.Text
+    const fit = () => {
+      area.style.height = 'auto'
+      area.style.height = `${area.scrollHeight + 2}px`
+    }
+    const unbind = bindTextarea(area, text, (index, remove, insert) => {
+      if (canvas.has(id)) canvas.editText(id, index, { delete: remove, insert })
+    }, fit)
+    fit()
+    area.focus()
+    area.setSelectionRange(area.value.length, area.value.length)
+    return unbind
+  }, [canvas, id])
+
   return (
-    <textarea ref={ref} className='text-editor' dir='auto' aria-label='Edit text' value={el.text}
+    <textarea ref={ref} className='text-editor' dir='auto' aria-label='Edit text' spellCheck
       style={{
         left: el.x * view.scale + view.tx,
         top: el.y * view.scale + view.ty,
@@ -20,12 +44,7 @@ export function TextEditor ({ canvas, el, view, onDone }: { canvas: Canvas, el: 
         fontSize: 22 * view.scale,
         color: el.color ?? '#1f2933'
       }}
-      onChange={(e) => {
-        const { index, remove, insert } = diffStrings(text.toString(), e.target.value)
-        canvas.editText(el.id, index, { delete: remove, insert })
-      }}
       onBlur={onDone}
       onKeyDown={(e) => { if (e.key === 'Escape' || (e.key === 'Enter' && (e.ctrlKey || e.metaKey))) onDone() }} />
   )
 }
-

@@ -54,6 +54,20 @@ export function fitView (box: Box | null, width: number, height: number, margin 
   return { scale, tx: width / 2 - (box.x + box.w / 2) * scale, ty: height / 2 - (box.y + box.h / 2) * scale }
 }
 
+/** Screen space kept clear of content when fitting (tool bar, zoom buttons), in px. */
+export interface Insets { top: number, right: number, bottom: number, left: number }
+
+/** A view that shows `box` inside the part of a `width` x `height` screen left by `insets`. */
+export function fitInto (box: Box | null, width: number, height: number, insets: Insets): View {
+  const w = Math.max(1, width - insets.left - insets.right)
+  const h = Math.max(1, height - insets.top - insets.bottom)
+  const cx = insets.left + w / 2
+  const cy = insets.top + h / 2
+  if (!box) return { tx: cx, ty: cy, scale: 1 }
+  const scale = clampScale(Math.min(w / Math.max(box.w, 1), h / Math.max(box.h, 1), 1.5))
+  return { scale, tx: cx - (box.x + box.w / 2) * scale, ty: cy - (box.y + box.h / 2) * scale }
+}
+
 /** The radius of a stroke at a point of pressure `p` (0..1). */
 export const radius = (width: number, p: number) => (width / 2) * (0.45 + 1.1 * Math.min(1, Math.max(0, p)))
 

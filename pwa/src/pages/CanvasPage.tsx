@@ -1,12 +1,17 @@
-import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import type { Canvas, CanvasElement, DocumentMetadata, SyncedDocument } from 'syncd-client'
 import * as Y from 'yjs'
 
 import { ElementView } from '../canvas/Elements'
 import { TextEditor } from '../canvas/TextEditor'
 import { CanvasToolbar, TOOLS, type Tool } from '../canvas/Toolbar'
+import { Disclosure, MoreIcon } from '../canvas/Disclosure'
+import { exportPdf, exportPng, exportSvg } from '../canvas/exportCanvas'
+import { TitleField } from '../canvas/TitleField'
+import { useAutoFit } from '../canvas/useAutoFit'
 import { Icon } from '../components/Icon'
-import { type Box, type View, bounds, clampScale, fitView, toWorld, unionBounds, zoomAt } from '../canvas/geometry'
+import { type Box, type View, bounds, clampScale, toWorld, zoomAt } from '../canvas/geometry'
+import '../canvas/canvas.css'
 import { HistoryPanel } from '../components/HistoryPanel'
 import { Presence } from '../components/Presence'
 import { RecoveredNotice } from '../components/RecoveredNotice'
@@ -16,6 +21,7 @@ import { StatusPill } from '../components/StatusPill'
 import { DECK, DECK_ID } from '../lib/deck'
 import { download, slug } from '../lib/download'
 import { docsMap, remember } from '../lib/library'
+import { PHONE_QUERY, useMediaQuery } from '../lib/useMediaQuery'
 import { useApp, useDocState, useDocument, useLoaded, usePeers, useYVersion } from '../lib/sync'
 import { Menu } from './JournalPage'
 
@@ -26,6 +32,7 @@ type Gesture =
   | { kind: 'resize', id: string, wx: number, wy: number, ow: number, oh: number }
   | { kind: 'pen', id: string, ox: number, oy: number, last: [number, number, number], lastT: number, buffer: number[] }
   | { kind: 'shape', wx: number, wy: number, x: number, y: number }
+  | { kind: 'text', x: number, y: number }
 
 export function CanvasPage ({ name, library }: { name: string, library: SyncedDocument }) {
   const { me, color: myColor, client } = useApp()
@@ -38,10 +45,10 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   const owner = name.split('/')[0]
   const canEdit = loaded && !state.readonly && state.status !== 'denied'
 
+  const compact = useMediaQuery(PHONE_QUERY)
   const svgRef = useRef<SVGSVGElement>(null)
   const worldRef = useRef<SVGGElement>(null)
-  const [size, setSize] = useState({ w: 800, h: 600 })
-  const [view, setViewState] = useState<View>({ tx: 400, ty: 300, scale: 1 })
+  const [view, setViewState] = useState<View>({ tx: 0, ty: 0, scale: 1 })
   const viewRef = useRef(view)
   const setView = useCallback((v: View) => { viewRef.current = v; setViewState(v) }, [])
   const [tool, setTool] = useState<Tool>('select')
@@ -60,7 +67,6 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   const [meta, setMeta] = useState<DocumentMetadata | null>(null)
   const gesture = useRef<Gesture | null>(null)
   const pointers = useRef(new Map<number, [number, number]>())
-  const fitted = useRef(false)
 
   const elements = useMemo(() => canvas.elements(), [canvas, version])
   const byId = useMemo(() => new Map(elements.map((e) => [e.id, e])), [elements])
@@ -93,25 +99,10 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
     client.metadata(name).then(setMeta, () => setMeta(null))
   }, [client, name, sharing, state.scope])
 
-  // Screen size.
-  useLayoutEffect(() => {
-    const svg = svgRef.current
-    if (!svg) return
-    const observer = new ResizeObserver(() => {
-      const rect = svg.getBoundingClientRect()
-      setSize({ w: rect.width, h: rect.height })
-    })
-    observer.observe(svg)
-    return () => observer.disconnect()
-  }, [])
-
-  // Fit the content once it is there.
-  useEffect(() => {
-    if (fitted.current || !loaded || size.w < 10) return
-    if (!elements.length && state.status !== 'saved' && state.status !== 'offline') return
-    fitted.current = true
-    setView(fitView(unionBounds(elements.map(bounds)), size.w, size.h))
-  }, [loaded, elements, size, state.status, setView])
+  // Fitted on open (see useAutoFit); the stage's size, once measured.
+  const { size: measured, fit, stopAutoFit } = useAutoFit({ canvas, svgRef, loaded, status: state.status, version, setView })
+  const size = measured ?? { w: 800, h: 600 }
+  const follow = useCallback((clientId: number | null) => { stopAutoFit(); setFollowing(clientId) }, [stopAutoFit])
 
   // Presence: who I am, where my cursor is, my viewport when presenting.
   useEffect(() => {
@@ -165,6 +156,7 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   }
 
   const onPointerDown = (e: React.PointerEvent<SVGSVGElement>) => {
+    stopAutoFit() // the person has taken the view: no more fitting under their fingers
     if (editingText) { setEditingText(null); return }
     const [sx, sy] = point(e)
     pointers.current.set(e.pointerId, [sx, sy])
@@ -209,13 +201,11 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
       case 'shape':
         gesture.current = { kind: 'shape', wx: x, wy: y, x, y }
         break
-      case 'text': {
-        const id = canvas.addText('', x - 8, y - 30, { w: 260, h: 44, color })
-        setSelected(id)
-        setEditingText(id)
-        setTool('select')
+      case 'text':
+        // The box is made on pointer up: its editor takes the focus then, after the mouse-down
+        // default action (which would move the focus back to the page) has happened.
+        gesture.current = { kind: 'text', x, y }
         break
-      }
       case 'connector':
         if (hit && hit.kind !== 'connector') {
           if (connectFrom && connectFrom !== hit.id && canvas.has(connectFrom)) {
@@ -316,6 +306,12 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
       flush()
       gesture.current = null
     }
+    if (g.kind === 'text') {
+      const id = canvas.addText('', Math.round(g.x - 8), Math.round(g.y - 30), { w: 260, h: 44, color })
+      setSelected(id)
+      setEditingText(id)
+      setTool('select')
+    }
     if (g.kind === 'shape') {
       setPreview(null)
       let box = { x: Math.min(g.wx, g.x), y: Math.min(g.wy, g.y), w: Math.abs(g.x - g.wx), h: Math.abs(g.y - g.wy) }
@@ -334,13 +330,14 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
 
   const onWheel = useCallback((e: WheelEvent) => {
     e.preventDefault()
+    stopAutoFit()
     const rect = svgRef.current!.getBoundingClientRect()
     const sx = e.clientX - rect.left
     const sy = e.clientY - rect.top
     setFollowing(null)
     if (e.ctrlKey || e.metaKey) setView(zoomAt(viewRef.current, Math.exp(-e.deltaY * 0.01), sx, sy))
     else setView({ ...viewRef.current, tx: viewRef.current.tx - e.deltaX, ty: viewRef.current.ty - e.deltaY })
-  }, [setView])
+  }, [setView, stopAutoFit])
   useEffect(() => {
     const svg = svgRef.current
     if (!svg) return
@@ -385,18 +382,19 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
       } else if (!mod && !e.altKey) {
         const match = TOOLS.find(([, , , key]) => key === e.key.toLowerCase())
         if (match && (canEdit || match[0] === 'select' || match[0] === 'hand')) setTool(match[0])
-        if (e.key === '+' || e.key === '=') setView(zoomAt(viewRef.current, 1.2, size.w / 2, size.h / 2))
-        if (e.key === '-') setView(zoomAt(viewRef.current, 1 / 1.2, size.w / 2, size.h / 2))
+        if (e.key === '+' || e.key === '=') { stopAutoFit(); setView(zoomAt(viewRef.current, 1.2, size.w / 2, size.h / 2)) }
+        if (e.key === '-') { stopAutoFit(); setView(zoomAt(viewRef.current, 1 / 1.2, size.w / 2, size.h / 2)) }
       }
     }
     window.addEventListener('keydown', onKey)
     return () => window.removeEventListener('keydown', onKey)
-  }, [canEdit, undo, removeSelected, selected, byId, size, setView, canvas])
+  }, [canEdit, undo, removeSelected, selected, byId, size, setView, canvas, stopAutoFit])
 
   useEffect(() => { if (!canEdit && tool !== 'select' && tool !== 'hand') setTool('select') }, [canEdit, tool])
   useEffect(() => { if (selected && !byId.has(selected)) setSelected(null) }, [byId, selected])
 
   const placeCard = (cardId: string) => {
+    stopAutoFit()
     undo.stopCapturing()
     const c = toWorld(viewRef.current, size.w / 2, size.h / 2)
     const jitter = () => Math.round((Math.random() - 0.5) * 60)
@@ -412,66 +410,65 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   }
 
   const exportPNG = async () => {
-    const world = worldRef.current
-    if (!world) return
-    const box = unionBounds(elements.map(bounds)) ?? { x: 0, y: 0, w: 400, h: 300 }
-    const margin = 40
-    const vb = { x: box.x - margin, y: box.y - margin, w: box.w + 2 * margin, h: box.h + 2 * margin }
-    const ns = 'http://www.w3.org/2000/svg'
-    const out = document.createElementNS(ns, 'svg')
-    out.setAttribute('xmlns', ns)
-    out.setAttribute('viewBox', `${vb.x} ${vb.y} ${vb.w} ${vb.h}`)
-    out.setAttribute('width', String(vb.w))
-    out.setAttribute('height', String(vb.h))
-    const bg = document.createElementNS(ns, 'rect')
-    Object.entries({ x: vb.x, y: vb.y, width: vb.w, height: vb.h, fill: background }).forEach(([k, v]) => bg.setAttribute(k, String(v)))
-    out.append(bg)
-    const clone = world.cloneNode(true) as SVGGElement
-    clone.removeAttribute('transform')
-    out.append(clone)
-    const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(out)], { type: 'image/svg+xml' }))
-    try {
-      const img = new Image()
-      await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = reject; img.src = url })
-      const scale = Math.min(2, 4096 / Math.max(vb.w, vb.h))
-      const cnv = document.createElement('canvas')
-      cnv.width = Math.ceil(vb.w * scale)
-      cnv.height = Math.ceil(vb.h * scale)
-      const ctx = cnv.getContext('2d')!
-      ctx.scale(scale, scale)
-      ctx.drawImage(img, 0, 0)
-      const blob = await new Promise<Blob | null>((resolve) => cnv.toBlob(resolve, 'image/png'))
-      if (blob) download(`${slug(title, 'canvas')}.png`, blob)
-    } finally {
-      URL.revokeObjectURL(url)
-    }
+    if (!worldRef.current) return
+    const { svg, box } = exportSvg(worldRef.current, canvas.elements(), background)
+    const blob = await exportPng(svg, box)
+    if (blob) download(`${slug(title, 'canvas')}.png`, blob)
+  }
+  const exportPDF = async () => {
+    if (!worldRef.current) return
+    const { svg, box } = exportSvg(worldRef.current, canvas.elements(), background)
+    download(`${slug(title, 'canvas')}.pdf`, await exportPdf(svg, box, title))
   }
   const exportJSON = () => download(`${slug(title, 'canvas')}.json`, JSON.stringify(canvas.toJSON(), null, 2), 'application/json')
 
   const selectedEl = selected ? byId.get(selected) ?? null : null
   const selBox = selectedEl && selectedEl.kind !== 'connector' ? bounds(selectedEl) : null
-  const editingEl = editingText ? byId.get(editingText) : null
+  // Read from the document, not the rendered list: a new text box gets its editor at once,
+  // not a frame later (keys typed in that frame would go to the page's shortcuts).
+  const editingEl = editingText && canvas.has(editingText) ? byId.get(editingText) ?? canvas.element(editingText) : null
   const roles: Record<string, string> = { [owner]: 'owner', ...(meta?.grants ?? {}) }
+  const presentButton = (
+    <button type='button' className={`button ghost ${presenting ? 'active' : ''}`} aria-pressed={presenting} data-closes
+      onClick={() => setPresenting(!presenting)} title='Others can follow your view'>
+      <Icon name='present' size={18} /><span className='label'>{presenting ? 'Presenting' : 'Present'}</span>
+    </button>
+  )
+  const historyButton = (
+    <button type='button' className='button ghost' data-closes onClick={() => setHistoryOpen(true)}>
+      <Icon name='history' size={18} /><span className='label'>History</span>
+    </button>
+  )
 
   return (
     <div className='page canvas-page'>
-      <header className='topbar'>
+      <header className='topbar canvas-topbar'>
         <a className='icon-button' href='#/' aria-label='Back to home'><Icon name='back' /></a>
-        <input className='doc-title' aria-label='Canvas title' dir='auto' value={title} disabled={!canEdit}
-          placeholder={loaded ? 'Untitled canvas' : 'Loading…'} onChange={(e) => canvas.rename(e.target.value)} />
+        <TitleField title={title} disabled={!canEdit} placeholder={loaded ? 'Untitled canvas' : 'Loading…'} onRename={(t) => canvas.rename(t)} />
         <StatusPill doc={doc} />
-        <Presence peers={peers} roles={roles} following={following} onFollow={setFollowing} />
-        <button type='button' className={`button ghost ${presenting ? 'active' : ''}`} aria-pressed={presenting}
-          onClick={() => setPresenting(!presenting)} title='Others can follow your view'>
-          <Icon name='present' size={18} /><span className='label'>{presenting ? 'Presenting' : 'Present'}</span>
-        </button>
-        <Menu label='Export'>
-          <button type='button' role='menuitem' onClick={exportPNG}>Export PNG</button>
-          <button type='button' role='menuitem' onClick={exportJSON}>Export JSON</button>
-        </Menu>
-        <button type='button' className='button ghost' onClick={() => setHistoryOpen(true)}><Icon name='history' size={18} /><span className='label'>History</span></button>
+        <Presence peers={peers} roles={roles} following={following} onFollow={follow} />
+        {!compact && <>
+          {presentButton}
+          <Menu label='Export'>
+            <button type='button' role='menuitem' onClick={exportPNG}>Export PNG</button>
+            <button type='button' role='menuitem' onClick={exportPDF}>Export PDF</button>
+            <button type='button' role='menuitem' onClick={exportJSON}>Export JSON</button>
+          </Menu>
+          {historyButton}
+        </>}
         <button type='button' className='button' onClick={() => setSharing(true)}><Icon name='share' size={18} /><span className='label'>Share</span></button>
-        {owner === me && <TrashButton name={name} kind='canvas' title={title} library={library} />}
+        {!compact && owner === me && <TrashButton name={name} kind='canvas' title={title} library={library} />}
+        {compact && (
+          // On a phone one row holds title, status, people and Share; the rest is one tap away.
+          <Disclosure label='More actions' className='topbar-more' panelClassName='topbar-panel' button={<MoreIcon />}>
+            {presentButton}
+            <button type='button' className='button ghost' data-closes onClick={exportPNG}><Icon name='download' size={18} />Export PNG</button>
+            <button type='button' className='button ghost' data-closes onClick={exportPDF}><Icon name='download' size={18} />Export PDF</button>
+            <button type='button' className='button ghost' data-closes onClick={exportJSON}><Icon name='download' size={18} />Export JSON</button>
+            {historyButton}
+            {owner === me && <TrashButton name={name} kind='canvas' title={title} library={library} />}
+          </Disclosure>
+        )}
       </header>
       {state.readonly && <p className='banner'>View only — {owner} is sharing this canvas with you. Editing tools are off.</p>}
       {state.status === 'denied' && <p className='banner error'>You cannot open this canvas: {state.deniedReason}.</p>}
@@ -528,10 +525,10 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
         )}
 
         <div className='zoom-controls' role='group' aria-label='Zoom'>
-          <button type='button' className='icon-button' aria-label='Zoom in' onClick={() => setView(zoomAt(view, 1.25, size.w / 2, size.h / 2))}><Icon name='plus' /></button>
-          <button type='button' className='zoom-level' aria-label='Fit to content' title='Fit to content'
-            onClick={() => { setFollowing(null); setView(fitView(unionBounds(elements.map(bounds)), size.w, size.h)) }}>{Math.round(view.scale * 100)}%</button>
-          <button type='button' className='icon-button' aria-label='Zoom out' onClick={() => setView(zoomAt(view, 0.8, size.w / 2, size.h / 2))}><Icon name='minus' /></button>
+          <button type='button' className='icon-button' aria-label='Zoom in' onClick={() => { stopAutoFit(); setView(zoomAt(view, 1.25, size.w / 2, size.h / 2)) }}><Icon name='plus' /></button>
+          <button type='button' className='zoom-level' aria-label={`Fit to content (zoom ${Math.round(view.scale * 100)}%)`} title='Fit to content'
+            onClick={() => { setFollowing(null); fit() }}>{Math.round(view.scale * 100)}%</button>
+          <button type='button' className='icon-button' aria-label='Zoom out' onClick={() => { stopAutoFit(); setView(zoomAt(view, 0.8, size.w / 2, size.h / 2)) }}><Icon name='minus' /></button>
         </div>
 
         {deckOpen && canEdit && (
@@ -546,7 +543,7 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
           </div>
         )}
 
-        <CanvasToolbar
+        <CanvasToolbar compact={compact}
           tool={tool} onTool={(id) => { setTool(id); setConnectFrom(null) }} canEdit={canEdit}
           shapeKind={shapeKind} onShapeKind={setShapeKind} penWidth={penWidth} onPenWidth={setPenWidth}
           color={color} onColor={applyColor} deckOpen={deckOpen} onDeckOpen={setDeckOpen}

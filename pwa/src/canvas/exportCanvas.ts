@@ -1,0 +1,71 @@
+// Exporting the canvas: the SVG the page draws (the world group, without the viewport
+// transform), framed around its content, then rasterised (PNG) or converted to vector PDF.
+import { type Box, bounds, unionBounds } from './geometry'
+import type { CanvasElement } from 'syncd-client'
+
+const NS = 'http://www.w3.org/2000/svg'
+const MARGIN = 40
+
+/** A standalone SVG of `world`'s elements on `background`, and its size in user units. */
+export function exportSvg (world: SVGGElement, elements: CanvasElement[], background: string): { svg: SVGSVGElement, box: Box } {
+  const content = unionBounds(elements.map(bounds)) ?? { x: 0, y: 0, w: 400, h: 300 }
+  const box = { x: content.x - MARGIN, y: content.y - MARGIN, w: content.w + 2 * MARGIN, h: content.h + 2 * MARGIN }
+  const svg = document.createElementNS(NS, 'svg')
+  svg.setAttribute('xmlns', NS)
+  svg.setAttribute('viewBox', `${box.x} ${box.y} ${box.w} ${box.h}`)
+  svg.setAttribute('width', String(box.w))
+  svg.setAttribute('height', String(box.h))
+  const bg = document.createElementNS(NS, 'rect')
+  Object.entries({ x: box.x, y: box.y, width: box.w, height: box.h, fill: background })
+    .forEach(([k, v]) => bg.setAttribute(k, String(v)))
+  svg.append(bg)
+  const clone = world.cloneNode(true) as SVGGElement
+  clone.removeAttribute('transform')
+  // Invisible hit areas (for the pointer only): a PDF converter may not know "transparent".
+  clone.querySelectorAll('[fill="transparent"], [stroke="transparent"]').forEach((node) => node.remove())
+  // The element being edited is drawn faded under its editor; the export shows it whole.
+  clone.querySelectorAll('[data-id][opacity]').forEach((node) => node.removeAttribute('opacity'))
+  svg.append(clone)
+  return { svg, box }
+}
+
+/** The canvas as a PNG (at most 4096 px on its long side, 2x when it fits). */
+export async function exportPng (svg: SVGSVGElement, box: Box): Promise<Blob | null> {
+  const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(svg)], { type: 'image/svg+xml' }))
+  try {
+    const img = new Image()
+    await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = reject; img.src = url })
+    const scale = Math.min(2, 4096 / Math.max(box.w, box.h))
+    const cnv = document.createElement('canvas')
+    cnv.width = Math.ceil(box.w * scale)
+    cnv.height = Math.ceil(box.h * scale)
+    const ctx = cnv.getContext('2d')!
+    ctx.scale(scale, scale)
+    ctx.drawImage(img, 0, 0)
+    return await new Promise<Blob | null>((resolve) => cnv.toBlob(resolve, 'image/png'))
+  } finally {
+    URL.revokeObjectURL(url)
+  }
+}
+
+/**
+ * The canvas as a one-page vector PDF (jsPDF + svg2pdf.js, loaded on first use so the app's
+ * first load does not carry them): shapes, strokes and connectors as paths, text as PDF text
+ * in the standard Helvetica (so it can be searched and copied). One SVG unit is one point.
+ */
+export async function exportPdf (svg: SVGSVGElement, box: Box, title: string): Promise<Blob> {
+  const [{ jsPDF }, { svg2pdf }] = await Promise.all([import('jspdf'), import('svg2pdf.js')])
+  const pdf = new jsPDF({ orientation: box.w > box.h ? 'landscape' : 'portrait', unit: 'pt', format: [box.w, box.h], compress: true })
+  pdf.setProperties({ title: title || 'Canvas', creator: 'syncd' })
+  // svg2pdf reads computed geometry and measures text through the DOM: the SVG must be in it.
+  svg.style.position = 'fixed'
+  svg.style.left = '-100000px'
+  svg.style.top = '0'
+  document.body.append(svg)
+  try {
+    await svg2pdf(svg, pdf, { x: 0, y: 0, width: box.w, height: box.h })
+  } finally {
+    svg.remove()
+  }
+  return pdf.output('blob')
+}

@@ -1,0 +1,75 @@
+// A textarea bound to a Y.Text, the way the canvas text boxes need it: the textarea keeps its
+// own value while it is edited (nothing re-renders it from the document, so no keystroke can be
+// overwritten by a stale render), every input becomes the smallest splice of the Y.Text, and a
+// remote edit is merged into the textarea with the caret moved by exactly that edit.
+import { diffStrings } from 'syncd-client'
+import type * as Y from 'yjs'
+
+type Delta = Y.YTextEvent['delta']
+
+/** Where position `index` of the text before `delta` lands in the text after it. */
+export function mapIndex (index: number, delta: Delta): number {
+  let at = 0 // position in the old text
+  let shift = 0
+  for (const op of delta) {
+    if (op.retain !== undefined) {
+      at += op.retain
+    } else if (op.insert !== undefined) {
+      // An insert exactly at the caret pushes it right, as a Y.RelativePosition would.
+      if (at <= index) shift += typeof op.insert === 'string' ? op.insert.length : 1
+    } else if (op.delete !== undefined) {
+      if (at < index) shift -= Math.min(op.delete, index - at)
+      at += op.delete
+    }
+    if (at > index) break
+  }
+  return Math.max(0, index + shift)
+}
+
+/**
+ * Keep `area` and `text` equal: local input is written through `write(index, remove, insert)`
+ * (one transaction per input event), remote changes are applied to the textarea in place.
+ * `onChange` runs after either (e.g. to resize the box). Returns the function that unbinds.
+ */
+export function bindTextarea (
+  area: HTMLTextAreaElement,
+  text: Y.Text,
+  write: (index: number, remove: number, insert: string) => void,
+  onChange: () => void = () => {}
+): () => void {
+  // What the textarea showed after the last event we handled: the base of every diff.
+  let shown = text.toString()
+  area.value = shown
+
+  const onInput = () => {
+    const next = area.value
+    const { index, remove, insert } = diffStrings(shown, next)
+    shown = next
+    if (remove || insert) write(index, remove, insert)
+    onChange()
+  }
+
+  const onText = (event: Y.YTextEvent) => {
+    const next = text.toString()
+    if (next === shown) return // our own splice coming back, or nothing visible changed
+    const focused = document.activeElement === area
+    const { selectionStart, selectionEnd, selectionDirection } = area
+    // `shown` is the text before this event (every local input was written synchronously), so
+    // the event's delta maps the selection exactly.
+    area.value = next
+    shown = next
+    if (focused) {
+      const start = Math.min(mapIndex(selectionStart, event.delta), next.length)
+      const end = Math.min(mapIndex(selectionEnd, event.delta), next.length)
+      area.setSelectionRange(start, end, selectionDirection)
+    }
+    onChange()
+  }
+
+  area.addEventListener('input', onInput)
+  text.observe(onText)
+  return () => {
+    area.removeEventListener('input', onInput)
+    text.unobserve(onText)
+  }
+}
