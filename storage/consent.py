@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from .schema import consents
+from .feed import SERVICE_ORIGIN
+from .schema import consents, documents, updates
 
 if TYPE_CHECKING:
     from .sql import SqlStore
 
-__all__ = ["SqlConsents"]
+__all__ = ["SqlConsents", "document_writers"]
 
 
 class SqlConsents:
@@ -88,3 +89,25 @@ class SqlConsents:
                 )
             )
             return {r.principal for r in rows}
+
+
+async def document_writers(store: SqlStore, tenant: str, name: str) -> tuple[set[str], bool]:
+    """The participants who wrote a document's stored updates (services' own writes left
+    out), and whether that is all of them: ``False`` once retention pruned log rows, whose
+    writers nobody can tell any more."""
+    async with store._begin(write=False, snapshot=True) as conn:
+        doc = (
+            await conn.execute(
+                select(documents.c.id, documents.c.pruned_pos).where(
+                    documents.c.tenant == tenant, documents.c.name == name
+                )
+            )
+        ).first()
+        if doc is None:
+            return set(), True
+        rows = await conn.execute(
+            select(updates.c.principal)
+            .where(updates.c.doc_id == doc.id, updates.c.origin != SERVICE_ORIGIN)
+            .distinct()
+        )
+        return {r.principal for r in rows}, not doc.pruned_pos

@@ -33,10 +33,12 @@ from storage import DocKey, FeedEvent, FeedPage, StoreUnavailable
 from .access import Refusal
 from .bearer import bearer_token
 from .daemon import Daemon
+from .feed_consent import bound_purpose, consent_gate, withheld_json
 from .http_api import http_error
 from .peer import CloseCode
 from .session import CLOSE_CODES
 from .timefmt import iso_time
+from .tokens import Identity
 
 __all__ = ["decode_cursor", "encode_cursor", "feed_http", "feed_socket"]
 
@@ -134,12 +136,40 @@ async def read_page(daemon: Daemon, tenant: str, q: FeedQuery, after: int) -> Fe
 
 
 async def render_page(
-    daemon: Daemon, tenant: str, page: FeedPage, q: FeedQuery, *, binary: bool
+    daemon: Daemon, identity: Identity, page: FeedPage, q: FeedQuery, *, binary: bool
 ) -> dict[str, Any]:
+    """The page as served to ``identity``: through its consent gate when it has a purpose
+    (``syncd/feed_consent.py``), and recorded in the audit trail when it carries events.
+
+    Raises:
+        StoreUnavailable: the consents could not be read or the audit record not written; the
+            page is then not served (nothing is served unaudited).
+    """
+    tenant = identity.tenant
     served = await _servable(daemon, tenant, page.events)
-    events = [event_json(e, binary=binary) for e in served]
+    docs = {e.doc for e in served}
+    purpose = bound_purpose(identity)
+    also = (
+        daemon.changes.revealed(tenant, docs, purpose)
+        if purpose is not None and q.format == "changes"
+        else set()
+    )
+    gate = await consent_gate(daemon.consents, identity, served, also)
+    events: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for e in served:
+        if gate is not None and not gate.consents(e):
+            events.append(
+                withheld_json(e, binary=binary, with_placeholder=q.format == "updates")
+            )
+            continue
+        events.append(event_json(e, binary=binary))
+        if e.principal is not None:
+            seen.add(e.principal)
     if q.format == "changes":
-        await daemon.changes.annotate(tenant, served, events)
+        await daemon.changes.annotate(tenant, served, events, gate)
+    if served:
+        await daemon.audit.record(tenant, identity.sub, purpose, "feed", docs, seen)
     return {"events": events, "next": encode_cursor(page.next_pos)}
 
 
@@ -201,7 +231,12 @@ async def feed_http(request: Request) -> Response:
             {"error": "unavailable", "message": f"storage unavailable: {exc}"}, status_code=503
         )
     wants_json = "application/json" in request.headers.get("accept", "")
-    body = await render_page(daemon, identity.tenant, page, q, binary=not wants_json)
+    try:
+        body = await render_page(daemon, identity, page, q, binary=not wants_json)
+    except StoreUnavailable as exc:
+        return JSONResponse(
+            {"error": "unavailable", "message": f"storage unavailable: {exc}"}, status_code=503
+        )
     if wants_json:
         return JSONResponse(body)
     return Response(msgpack.packb(body, use_bin_type=True), media_type="application/msgpack")
@@ -240,11 +275,15 @@ async def feed_socket(ws: WebSocket) -> None:
                 page = await daemon.store.read_feed(
                     identity.tenant, after, prefix=q.prefix, limit=q.limit
                 )
+                body = (
+                    await render_page(daemon, identity, page, q, binary=not as_json)
+                    if page.events
+                    else None
+                )
             except StoreUnavailable as exc:
                 await _close(ws, CloseCode.TRY_AGAIN_LATER, f"storage unavailable: {exc}")
                 return
-            if page.events:
-                body = await render_page(daemon, identity.tenant, page, q, binary=not as_json)
+            if body is not None:
                 if as_json:
                     await ws.send_text(json.dumps(body))
                 else:
