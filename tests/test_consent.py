@@ -118,8 +118,15 @@ async def test_consent_api_who_may_change_what(any_daemon):
         assert (await http.get(url, headers=auth(alice))).json()["analytics"] is True
         r = await http.put(url, json={"analytics": False}, headers=auth(admin))
         assert r.status_code == 200 and r.json()["analytics"] is False
-        for bad in ({"analytics": 1}, {"analytics": "yes"}, {"Analytics": True},
-                    {"a" * 33: True}, {"": True}, [True], "analytics"):
+        for bad in (
+            {"analytics": 1},
+            {"analytics": "yes"},
+            {"Analytics": True},
+            {"a" * 33: True},
+            {"": True},
+            [True],
+            "analytics",
+        ):
             r = await http.put(url, json=bad, headers=auth(alice))
             assert r.status_code == 400 and r.json()["error"] == "bad_request", bad
         r = await http.put(url, content=b"{nope", headers=auth(alice))
@@ -157,7 +164,10 @@ async def test_analytics_sees_only_consenting_participants(any_daemon):
         assert sorted(by_seq) == sorted(written["seqs"]["alice"] + written["seqs"]["bob"])
         for seq in written["seqs"]["bob"]:
             assert by_seq[seq] == {
-                "type": "withheld", "cursor": by_seq[seq]["cursor"], "doc": DOC, "seq": seq,
+                "type": "withheld",
+                "cursor": by_seq[seq]["cursor"],
+                "doc": DOC,
+                "seq": seq,
                 "reason": "consent",
             }
         first, last = (by_seq[s] for s in written["seqs"]["alice"])
@@ -182,10 +192,10 @@ async def test_analytics_sees_only_consenting_participants(any_daemon):
                 replica.apply_update(e["update"])
         view = Canvas(replica).to_json()
         # Bob's rename overwrote alice's title: hers is gone, his withheld.
-        assert view["meta"] == {"schema": "canvas/1", "template": "blank",
-                                "background": "#ffffff"}
+        assert view["meta"] == {"schema": "canvas/1", "template": "blank", "background": "#ffffff"}
         assert sorted(el["card_id"] for el in view["elements"].values()) == [
-            "alice-card-1", "alice-card-2",  # the second arrived though it followed bob's edits
+            "alice-card-1",
+            "alice-card-2",  # the second arrived though it followed bob's edits
         ]
 
         # WebSocket push: the same gate.
@@ -225,7 +235,8 @@ async def test_revoking_applies_from_the_next_page(any_daemon):
         written = await write_board(http, alice, bob)
         for who in (alice, bob):
             r = await http.put(
-                f"/v1/principals/{who.name}/consent", json={"analytics": True},
+                f"/v1/principals/{who.name}/consent",
+                json={"analytics": True},
                 headers=auth(who.token),
             )
             assert r.status_code == 200
@@ -238,9 +249,7 @@ async def test_revoking_applies_from_the_next_page(any_daemon):
         )
         # The next page, no restart: bob's later update is withheld, alice's still decoded
         # (from a projection rebuilt without bob: the cached one held his content).
-        r = await http.get(
-            "/v1/feed", params={**params, "after": page["next"]}, headers=auth(svc)
-        )
+        r = await http.get("/v1/feed", params={**params, "after": page["next"]}, headers=auth(svc))
         assert b"BOB-PLANTED-TITLE" not in r.content
         rest = msgpack.unpackb(r.content)["events"]
         assert [(e["seq"], e["type"]) for e in rest] == [
@@ -256,8 +265,11 @@ async def test_services_without_purpose_and_admins_see_everything(any_daemon):
     bob = Participant("bob", d.token("bob"))
     async with httpx.AsyncClient(base_url=d.http, timeout=30) as http:
         await write_board(http, alice, bob)
-        for token in (d.token("ops", role="service"), d.token("root", role="admin"),
-                      d.token("root", role="admin", purpose="analytics")):
+        for token in (
+            d.token("ops", role="service"),
+            d.token("root", role="admin"),
+            d.token("root", role="admin", purpose="analytics"),
+        ):
             events, raw = await read_all(http, token, format="changes")
             assert {e["type"] for e in events} == {"update"}
             assert {e["principal"] for e in events} == {"alice", "bob"}
@@ -270,8 +282,9 @@ async def test_a_services_own_writes_count_as_consenting(any_daemon):
     doc = pycrdt.Doc()
     doc.get("m", type=pycrdt.Map)["summary"] = "written by the service"
     async with httpx.AsyncClient(base_url=d.http) as http:
-        r = await http.post("/v1/docs/alice/notes/updates", content=doc.get_update(),
-                            headers=auth(svc))
+        r = await http.post(
+            "/v1/docs/alice/notes/updates", content=doc.get_update(), headers=auth(svc)
+        )
         assert r.status_code == 200
         events, _ = await read_all(http, svc)
     assert [(e["type"], e["principal"]) for e in events] == [("update", "insights")]
@@ -284,16 +297,18 @@ async def test_state_is_refused_to_a_purpose_bound_service_until_everyone_consen
     svc = auth(d.token("insights", role="service", purpose="analytics"))
     async with httpx.AsyncClient(base_url=d.http, timeout=30) as http:
         await write_board(http, alice, bob)
-        await http.put("/v1/principals/alice/consent", json={"analytics": True},
-                       headers=auth(alice.token))
+        await http.put(
+            "/v1/principals/alice/consent", json={"analytics": True}, headers=auth(alice.token)
+        )
         for accept in ("application/octet-stream", "application/json"):
             r = await http.get(f"/v1/docs/{DOC}/state", headers={**svc, "accept": accept})
             assert r.status_code == 403 and r.json()["error"] == "consent"
             assert b"BOB-PLANTED" not in r.content
         plain = auth(d.token("ops", role="service"))
         assert (await http.get(f"/v1/docs/{DOC}/state", headers=plain)).status_code == 200
-        await http.put("/v1/principals/bob/consent", json={"analytics": True},
-                       headers=auth(bob.token))
+        await http.put(
+            "/v1/principals/bob/consent", json={"analytics": True}, headers=auth(bob.token)
+        )
         r = await http.get(f"/v1/docs/{DOC}/state", headers={**svc, "accept": "application/json"})
         assert r.status_code == 200
         cards = {el.get("card_id") for el in r.json()["elements"].values()}
@@ -306,8 +321,9 @@ async def test_a_purpose_bound_reset_carries_only_a_placeholder(settings, databa
     from tests.support.servers import start_daemon
 
     d = await start_daemon(
-        replace(settings, database_url=database_url, compact_after_updates=2,
-                log_retention_seconds=0)
+        replace(
+            settings, database_url=database_url, compact_after_updates=2, log_retention_seconds=0
+        )
     )
     try:
         alice = Participant("alice", d.token("alice"))
@@ -315,14 +331,18 @@ async def test_a_purpose_bound_reset_carries_only_a_placeholder(settings, databa
         svc = d.token("insights", role="service", purpose="analytics")
         async with httpx.AsyncClient(base_url=d.http, timeout=30) as http:
             await write_board(http, alice, bob)
-            await http.put("/v1/principals/alice/consent", json={"analytics": True},
-                           headers=auth(alice.token))
+            await http.put(
+                "/v1/principals/alice/consent", json={"analytics": True}, headers=auth(alice.token)
+            )
             from storage import DocKey
 
             await d.daemon.store.compact(DocKey("default", DOC))
             for fmt in ("updates", "changes"):
-                r = await http.get("/v1/feed", params={"format": fmt},
-                                   headers={**auth(svc), "accept": "application/json"})
+                r = await http.get(
+                    "/v1/feed",
+                    params={"format": fmt},
+                    headers={**auth(svc), "accept": "application/json"},
+                )
                 events = r.json()["events"]
                 resets = [e for e in events if e["type"] == "reset"]
                 assert resets and all(e["reason"] == "consent" for e in resets)
