@@ -36,9 +36,11 @@ from crdt.yrs_guard import apply_update
 
 from .row_security import ALL_TENANTS
 from .schema import quarantine, snapshots, updates, versions
+from .sealing import Kind
 from .store import DocKey, LoadedDoc
 
 if TYPE_CHECKING:
+    from .sealed_rows import RowSealing
     from .sql import SqlStore
 
 __all__ = [
@@ -108,6 +110,7 @@ class SqlHistory:
             KeyError: the document does not exist or is deleted.
         """
         now = time.time()
+        await self.store.sealing.ensure_key(self.store._begin, key.tenant)  # for its state
         async with self.store._begin(tenants=[key.tenant]) as conn:
             # Locked so that a compaction committing meanwhile cannot miss the new version.
             doc = await self.store._lock_live_doc(conn, key)
@@ -192,8 +195,10 @@ class SqlHistory:
             if row is None:
                 return None
             if row.state is not None:
-                return bytes(row.state)
-            base = await base_at_or_before(conn, doc.id, row.seq, row.seq)
+                return await self.store.sealing.open_one(conn, key, Kind.VERSION, vid, row.state)
+            base = await base_at_or_before(
+                conn, doc.id, row.seq, row.seq, key=key, sealing=self.store.sealing
+            )
         return await asyncio.to_thread(_fold, base.state, base.updates_upto(row.seq))
 
     # -- the log -------------------------------------------------------------------------------
@@ -209,7 +214,10 @@ class SqlHistory:
             doc = await self.store._doc_row(conn, key)
             if doc is None or doc.deleted_at is not None:
                 return None
-            return await base_at_or_before(conn, doc.id, seq, doc.seq), doc.seq
+            base = await base_at_or_before(
+                conn, doc.id, seq, doc.seq, key=key, sealing=self.store.sealing
+            )
+            return base, doc.seq
 
     async def entries(
         self, key: DocKey, since: float | None, until: float | None
@@ -300,19 +308,30 @@ _VERSION_COLUMNS = (
 )
 
 
-async def base_at_or_before(conn: AsyncConnection, doc_id: int, seq: int, upto: int) -> Base:
+async def base_at_or_before(
+    conn: AsyncConnection,
+    doc_id: int,
+    seq: int,
+    upto: int,
+    *,
+    key: DocKey,
+    sealing: RowSealing,
+) -> Base:
     """The latest base at or before ``seq`` (a version's state, the snapshot, or the empty
-    document) whose log after it is complete up to ``upto``.
+    document) whose log after it is complete up to ``upto``; ``key`` is the document's, whose
+    rows ``sealing`` opens.
 
     Raises:
         HistoryGone: there is none.
+        SealedRowError: a row it needs does not open.
     """
     bad = set(
         (
             await conn.execute(select(quarantine.c.seq).where(quarantine.c.doc_id == doc_id))
         ).scalars()
     )
-    candidates: list[tuple[int, bytes | None]] = [(0, None)]
+    # (seq, what it is for opening, its number, stored bytes)
+    candidates: list[tuple[int, Kind, int, bytes | None]] = [(0, Kind.SNAPSHOT, 0, None)]
     if 0 not in bad:
         snap = (
             await conn.execute(
@@ -322,10 +341,10 @@ async def base_at_or_before(conn: AsyncConnection, doc_id: int, seq: int, upto: 
             )
         ).first()
         if snap is not None:
-            candidates.append((snap.upto_seq, bytes(snap.state)))
+            candidates.append((snap.upto_seq, Kind.SNAPSHOT, snap.upto_seq, snap.state))
     kept = (
         await conn.execute(
-            select(versions.c.seq, versions.c.state)
+            select(versions.c.id, versions.c.seq, versions.c.state)
             .where(
                 versions.c.doc_id == doc_id,
                 versions.c.seq <= seq,
@@ -336,7 +355,7 @@ async def base_at_or_before(conn: AsyncConnection, doc_id: int, seq: int, upto: 
         )
     ).first()
     if kept is not None:
-        candidates.append((kept.seq, bytes(kept.state)))
+        candidates.append((kept.seq, Kind.VERSION, kept.id, kept.state))
     # The log is kept from its oldest row on: the latest base not below that row's predecessor.
     oldest = (
         await conn.execute(select(func.min(updates.c.seq)).where(updates.c.doc_id == doc_id))
@@ -345,7 +364,7 @@ async def base_at_or_before(conn: AsyncConnection, doc_id: int, seq: int, upto: 
     usable = [c for c in candidates if c[0] >= first_kept - 1 or c[0] >= upto]
     if not usable:
         raise HistoryGone(f"the log before seq {first_kept} was pruned")
-    base_seq, state = max(usable, key=lambda c: c[0])
+    base_seq, kind, number, stored = max(usable, key=lambda c: c[0])
     rows = (
         await conn.execute(
             select(
@@ -357,8 +376,16 @@ async def base_at_or_before(conn: AsyncConnection, doc_id: int, seq: int, upto: 
     ).all()
     if len(rows) != upto - base_seq:
         raise HistoryGone(f"the log between seq {base_seq} and {upto} is incomplete")
+    opened = await sealing.open(
+        conn,
+        key,
+        ([(kind, number, stored)] if stored is not None else [])
+        + [(Kind.UPDATE, r.seq, r.data) for r in rows],
+    )
+    state = opened.pop(0) if stored is not None else None
     log = [
-        LogEntry(r.seq, r.principal, r.origin, r.at, bytes(r.data), r.seq in bad) for r in rows
+        LogEntry(r.seq, r.principal, r.origin, r.at, data, r.seq in bad)
+        for r, data in zip(rows, opened, strict=True)
     ]
     return Base(base_seq, state, log)
 
@@ -426,13 +453,16 @@ async def store_version_states(
 ) -> None:
     """Write the state of the versions of ``pending`` (``(id, seq)``), from ``states`` where
     computed, else rebuilt here (a version made while the compaction was folding)."""
+    key = DocKey(doc.tenant, doc.name)
     for vid, seq in pending:
         state = states.get(seq) if states is not None else None
         if state is None:
-            base = await base_at_or_before(conn, doc.id, seq, seq)
+            base = await base_at_or_before(conn, doc.id, seq, seq, key=key, sealing=store.sealing)
             state = await asyncio.to_thread(_fold, base.state, base.updates_upto(seq))
+        # Sealed under the version's id (the caller made sure the tenant has a data key).
+        stored = await store.sealing.seal(conn, key, Kind.VERSION, vid, state)
         await conn.execute(
             sa_update(versions)
             .where(versions.c.id == vid, versions.c.state.is_(None))
-            .values(state=state)
+            .values(state=stored)
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .sealed_rows import Sealer
 from .store import DocKey, DocumentDeleted, NewUpdate
 
 __all__ = ["append_rows"]
@@ -43,9 +44,11 @@ async def append_rows(
     batch: Mapping[DocKey, Sequence[NewUpdate]],
     ids: Mapping[DocKey, int],
     now: float,
+    seal: Sealer | None = None,
 ) -> dict[DocKey, list[int] | DocumentDeleted]:
     """Store ``batch`` through ``raw`` (a psycopg ``AsyncConnection`` inside a transaction);
-    ``ids`` are the documents' row ids. Returns each document's seqs, or ``DocumentDeleted``."""
+    ``ids`` are the documents' row ids; ``seal`` (with a master key) seals each row once its
+    seq is known. Returns each document's seqs, or ``DocumentDeleted``."""
     total = sum(len(items) for items in batch.values())
     async with raw.cursor() as cur:
         await cur.execute(_BUMP_POSITION, (total,))
@@ -82,7 +85,7 @@ async def append_rows(
                 principal_col.append(item.principal)
                 origin_col.append(item.origin)
                 at_col.append(now)
-                data_col.append(item.data)
+                data_col.append(item.data if seal is None else seal(key, seq, item.data))
                 next_pos += 1
         if pos_col:
             await cur.execute(_INSERT_UPDATES, columns)

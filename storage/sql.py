@@ -34,8 +34,6 @@ from .history import _stateless, fold_with_versions, store_version_states, versi
 from .key_ring import KeyRing
 from .postgres_append import append_rows
 from .row_security import ALL_TENANTS, TenantScope, enter_scope
-from .sealed_rows import RowSealing
-from .sealing import Kind
 from .schema import (
     documents,
     feed_position,
@@ -46,6 +44,8 @@ from .schema import (
     snapshots,
     updates,
 )
+from .sealed_rows import RowSealing
+from .sealing import Kind
 from .sqlite_appender import SqliteAppender
 from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, StoreUnavailable
 
@@ -424,12 +424,15 @@ class SqlStore:
             async with self._begin(tenants={key.tenant for key in batch}) as conn:
                 await self._doc_ids(conn, batch.keys(), now)
         ids = {key: self._ids[key] for key in batch}
+        # Keys fetched before the transaction (None without a master key): rows are sealed
+        # once their seq is known, inside it.
+        seal = await self.sealing.sealer(self._begin, {key.tenant for key in batch})
         if self._appender is not None:
-            return await self._appender.append(batch, ids, now)
+            return await self._appender.append(batch, ids, now, seal)
         if self.dialect == "postgresql":
             async with self._begin(tenants={key.tenant for key in batch}) as conn:
                 raw = (await conn.get_raw_connection()).driver_connection
-                return await append_rows(raw, batch, ids, now)
+                return await append_rows(raw, batch, ids, now, seal)
         async with self._begin(tenants={key.tenant for key in batch}) as conn:
             # Feed positions first: the lock on this row is held until commit, which serialises
             # the commits of concurrent appenders (other nodes) and so orders positions by commit
@@ -472,6 +475,7 @@ class SqlStore:
                 first = last_seq[doc_id] - len(items) + 1
                 seqs[key] = list(range(first, first + len(items)))
                 for offset, item in enumerate(items):
+                    data = item.data if seal is None else seal(key, first + offset, item.data)
                     rows.append(
                         {
                             "pos": next_pos,
@@ -480,7 +484,7 @@ class SqlStore:
                             "principal": item.principal,
                             "origin": item.origin,
                             "at": now,
-                            "data": item.data,
+                            "data": data,
                         }
                     )
                     next_pos += 1
@@ -516,6 +520,7 @@ class SqlStore:
         state, skipped, at_versions = await asyncio.to_thread(
             fold_with_versions, loaded, [seq for _, seq in pending]
         )
+        await self.sealing.ensure_key(self._begin, key.tenant)
         now = time.time()
         async with self._begin(tenants=[key.tenant]) as conn:
             doc = await self._lock_live_doc(conn, key)
@@ -531,7 +536,8 @@ class SqlStore:
             # The log is append-only, so the state of seqs <= loaded.seq never changes: writing it
             # in a second transaction is safe. The guard keeps a newer snapshot from a racing
             # compaction.
-            values = {"upto_seq": loaded.seq, "upto_pos": loaded.pos, "state": state, "at": now}
+            stored = await self.sealing.seal(conn, key, Kind.SNAPSHOT, loaded.seq, state)
+            values = {"upto_seq": loaded.seq, "upto_pos": loaded.pos, "state": stored, "at": now}
             result = await conn.execute(
                 sa_update(snapshots)
                 .where(snapshots.c.doc_id == doc.id, snapshots.c.upto_seq < loaded.seq)
@@ -652,7 +658,7 @@ class SqlStore:
         self, tenant: str, after: int, *, prefix: str | None = None, limit: int = 100
     ) -> FeedPage:
         async with self._begin(tenants=[tenant], write=False, snapshot=True) as conn:
-            return await read_feed_page(conn, tenant, after, prefix, limit)
+            return await read_feed_page(conn, tenant, after, prefix, limit, sealing=self.sealing)
 
     async def state_before(self, key: DocKey, seq: int) -> bytes | None:
         """The document as it was just before update ``seq`` (one update), or ``None`` if that
@@ -685,16 +691,25 @@ class SqlStore:
                     .order_by(updates.c.seq)
                 )
             ).all()
-        if len(rows) != seq - 1 - start:
-            return None
+            if len(rows) != seq - 1 - start:
+                return None
+            rows = [r for r in rows if r.seq not in bad]
+            opened = await self.sealing.open(
+                conn,
+                key,
+                ([(Kind.SNAPSHOT, snap.upto_seq, snap.state)] if snap is not None else [])
+                + [(Kind.UPDATE, r.seq, r.data) for r in rows],
+            )
+        if snap is not None:
+            snap_state, opened = opened[0], opened[1:]
         loaded = LoadedDoc(
-            bytes(snap.state) if snap is not None else None,
+            snap_state if snap is not None else None,
             start,
-            [bytes(r.data) for r in rows if r.seq not in bad],
+            opened,
             seq - 1,
             0.0,
             0.0,
-            tail_seqs=[r.seq for r in rows if r.seq not in bad],
+            tail_seqs=[r.seq for r in rows],
         )
         state, _ = await asyncio.to_thread(_fold_checked, loaded)
         return state

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from .sealed_rows import Sealer
 from .store import DocKey, DocumentDeleted, NewUpdate, StoreUnavailable
 
 __all__ = ["SqliteAppender"]
@@ -62,15 +63,17 @@ class SqliteAppender:
         batch: Mapping[DocKey, Sequence[NewUpdate]],
         ids: Mapping[DocKey, int],
         now: float,
+        seal: Sealer | None = None,
     ) -> dict[DocKey, list[int] | DocumentDeleted]:
-        """Store ``batch`` in one transaction (``ids``: the documents' row ids, all known).
+        """Store ``batch`` in one transaction (``ids``: the documents' row ids, all known;
+        ``seal``: how rows are sealed, with a master key).
 
         Raises:
             StoreUnavailable: the database failed or its lock stayed taken past ``busy_ms``;
                 nothing is stored.
         """
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._executor, self._append, batch, ids, now)
+        job = loop.run_in_executor(self._executor, self._append, batch, ids, now, seal)
         try:
             # The deadline proper is SQLite's busy_timeout (a lock held elsewhere: the thread
             # gives up, rolls back, nothing is stored). This one only bounds a thread stuck in
@@ -106,6 +109,7 @@ class SqliteAppender:
         batch: Mapping[DocKey, Sequence[NewUpdate]],
         ids: Mapping[DocKey, int],
         now: float,
+        seal: Sealer | None,
     ) -> dict[DocKey, list[int] | DocumentDeleted]:
         with self._lock:
             try:
@@ -114,7 +118,7 @@ class SqliteAppender:
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
             try:
-                seqs = self._write(conn, batch, ids, now)
+                seqs = self._write(conn, batch, ids, now, seal)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -130,6 +134,7 @@ class SqliteAppender:
         batch: Mapping[DocKey, Sequence[NewUpdate]],
         ids: Mapping[DocKey, int],
         now: float,
+        seal: Sealer | None,
     ) -> dict[DocKey, list[int] | DocumentDeleted]:
         total = sum(len(items) for items in batch.values())
         (last_pos,) = conn.execute(_BUMP_POSITION, (total,)).fetchone()
@@ -150,7 +155,8 @@ class SqliteAppender:
             seqs[key] = list(range(first, first + len(items)))
             doc_id = ids[key]
             for seq, item in enumerate(items, first):
-                rows.append((next_pos, doc_id, seq, item.principal, item.origin, now, item.data))
+                data = item.data if seal is None else seal(key, seq, item.data)
+                rows.append((next_pos, doc_id, seq, item.principal, item.origin, now, data))
                 next_pos += 1
         if rows:
             conn.executemany(_INSERT_UPDATE, rows)

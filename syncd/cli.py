@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                 redis_url=args.redis_url,
             )
             check_cluster(settings)
+            from . import keys_cli
+
+            keys_cli.preflight(settings)  # a bad master key file, or not the one in use
         except ValueError as exc:  # a weak SYNCD_SECRET, a bad number, Redis without Postgres
             return _refuse("serve", exc)
         logging.basicConfig(
