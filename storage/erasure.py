@@ -1,0 +1,414 @@
+"""Erasure of a principal in the store (DESIGN.md §1.11; docs/privacy.md "Export and erasure").
+
+The daemon's part (``syncd/erasure.py``) purges the principal's own documents through the trash
+(``storage/trash.py``) and then calls this module for the rest:
+
+- :meth:`SqlErasure.rewrite`: a document of someone else that the principal wrote in, or whose
+  content holds their identity, becomes a **new lineage**: its current content copied without
+  the identity (``crdt/scrub.py``) is stored as its only content, a snapshot at ``seq + 1``
+  with no log (the attributed log, which names the principal on every row they wrote, is
+  gone), versions' states rewritten the same way (a document in the trash loses its versions:
+  their states can only be read from a live document), and a new epoch, so that replicas of
+  the old lineage are refused by the epoch guard instead of merged back.
+- the feed sees the rewrite as a ``reset``: the snapshot gets a fresh feed position and the
+  document's ``pruned_pos`` moves to it, so a subscriber whose cursor is older receives the
+  rewritten state instead of the old rows, which are gone.
+- :meth:`SqlErasure.forget_records`: grants held, consents, push subscriptions, and the name in
+  audit records and version attribution.
+- :meth:`SqlErasure.drop_tombstones`: the bare tombstone rows of the purged documents carry the
+  name ``bob/…``; they are deleted, and :mod:`storage.erased_principals` (a salted hash) refuses
+  the ids instead.
+- :meth:`SqlErasure.wipe_files`: on SQLite, the bytes of deleted rows stay in free pages and in
+  the WAL; ``VACUUM`` rebuilds the file (also pages freed long before the erasure, which no
+  ``secure_delete`` then could have zeroed) and ``wal_checkpoint(TRUNCATE)`` empties the WAL.
+
+:func:`write_rewritten_lineage` is the one function here that writes document bytes; encryption
+at rest must seal what it writes (a snapshot: its ``upto_seq``; versions: their ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy import update as sa_update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crdt.replay import replay
+from crdt.scrub import ERASED, Scrubber, scrub
+
+from .erased_principals import record_erased
+from .history import SqlHistory
+from .principal_data import scoped
+from .schema import (
+    audit,
+    consents,
+    documents,
+    feed_position,
+    grants,
+    new_epoch,
+    push_subscriptions,
+    quarantine,
+    snapshots,
+    updates,
+    versions,
+)
+from .store import DocKey, LoadedDoc, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .sql import SqlStore
+
+__all__ = ["Rewritten", "SqlErasure", "write_rewritten_lineage"]
+
+log = logging.getLogger("syncd.erasure")
+
+# A rewrite is computed from one read and committed only if nothing was written in between
+# (optimistic): a busy document is read again, a few times.
+_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    key: DocKey
+    seq: int
+    epoch: str
+    live: bool  # False: the document is in the trash
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    loaded: LoadedDoc
+    live: bool
+    state: bytes
+    versions: dict[int, tuple[bytes, str, str]] | None  # id -> (state, name, created_by)
+
+
+class _Moved(Exception):
+    """The document changed between the read and the write: read it again."""
+
+
+class SqlErasure:
+    def __init__(self, store: SqlStore, history: SqlHistory) -> None:
+        self.store = store
+        self.history = history
+
+    async def record(self, tenant: str, sub: str) -> None:
+        """From now on nothing can be created under ``sub``'s name in ``tenant``."""
+        async with scoped(self.store, tenant, write=True) as conn:
+            await record_erased(conn, tenant, sub)
+
+    # -- other people's documents ------------------------------------------------------------
+
+    async def rewrite(self, key: DocKey, scrubber: Scrubber, sub: str) -> Rewritten | None:
+        """Rewrite ``key`` as a new lineage without the identity, if it holds any (authored
+        rows or versions of ``sub``, or the identity's bytes in its stored content); ``None``
+        when there was nothing to rewrite (or the document is gone).
+
+        Raises:
+            StoreUnavailable: the database failed, or the document kept changing.
+        """
+        for _ in range(_ATTEMPTS):
+            plan = await self._plan(key, scrubber, sub)
+            if plan is None:
+                return None
+            try:
+                return await self._commit(key, plan)
+            except _Moved:
+                continue
+        raise StoreUnavailable(f"document {key} kept changing while it was being rewritten")
+
+    async def _plan(self, key: DocKey, scrubber: Scrubber, sub: str) -> _Plan | None:
+        loaded = await self.store.load(key, include_deleted=True)
+        if loaded is None:
+            return None
+        meta = await self.store.meta(key)
+        if meta is None or meta.purged:
+            return None
+        live = not meta.deleted
+        mentioned = scrubber.mentions(loaded.snapshot or b"") or any(
+            scrubber.mentions(u) for u in loaded.tail
+        )
+        async with scoped(self.store, key.tenant) as conn:
+            doc_id = (
+                await conn.execute(
+                    select(documents.c.id).where(
+                        documents.c.tenant == key.tenant, documents.c.name == key.name
+                    )
+                )
+            ).scalar_one()
+            authored = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(updates)
+                    .where(updates.c.doc_id == doc_id, updates.c.principal == sub)
+                )
+            ).scalar_one() + (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(versions)
+                    .where(versions.c.doc_id == doc_id, versions.c.created_by == sub)
+                )
+            ).scalar_one()
+        found = await self.history.versions(key) if live else None
+        # A version's state is within the snapshot's and the log's content (all keep deleted
+        # items), so only a version's name could still mention the identity.
+        named = any(scrubber.mentions(v.name.encode()) for v in found or [])
+        if not mentioned and not authored and not named:
+            return None
+        state = await asyncio.to_thread(_scrubbed_current, loaded, scrubber)
+        rewritten: dict[int, tuple[bytes, str, str]] | None = None
+        if found is not None:
+            rewritten = {}
+            for version in found:
+                old = await self.history.version_state(key, version.id)
+                if old is None:
+                    raise _Moved()  # deleted meanwhile
+                new = await asyncio.to_thread(scrub, old, scrubber)
+                author = ERASED if version.created_by in scrubber.identities else version.created_by
+                rewritten[version.id] = (new, scrubber.string(version.name), author)
+        return _Plan(loaded, live, state, rewritten)
+
+    async def _commit(self, key: DocKey, plan: _Plan) -> Rewritten | None:
+        now = time.time()
+        epoch = new_epoch()
+        async with scoped(self.store, key.tenant, write=True) as conn:
+            # The feed position first, as appends take it (one lock order: no deadlock); the
+            # reset the feed serves for this document sits at this position.
+            pos = (
+                await conn.execute(
+                    sa_update(feed_position)
+                    .where(feed_position.c.id == 1)
+                    .values(pos=feed_position.c.pos + 1)
+                    .returning(feed_position.c.pos)
+                )
+            ).scalar_one()
+            doc = (
+                await conn.execute(
+                    select(documents)
+                    .where(documents.c.tenant == key.tenant, documents.c.name == key.name)
+                    .with_for_update()
+                )
+            ).first()
+            if doc is None or doc.purged_at is not None:
+                return None
+            if (
+                doc.seq != plan.loaded.seq
+                or doc.epoch != plan.loaded.epoch
+                or (doc.deleted_at is None) != plan.live
+            ):
+                raise _Moved()
+            if plan.versions is not None:
+                ids = set(
+                    (
+                        await conn.execute(select(versions.c.id).where(versions.c.doc_id == doc.id))
+                    ).scalars()
+                )
+                if ids != set(plan.versions):
+                    raise _Moved()
+            seq = doc.seq + 1
+            await write_rewritten_lineage(
+                conn,
+                doc.id,
+                key,
+                seq=seq,
+                pos=pos,
+                state=plan.state,
+                at=now,
+                version_states=plan.versions,
+            )
+            await conn.execute(
+                sa_update(documents)
+                .where(documents.c.id == doc.id)
+                .values(
+                    seq=seq,
+                    snapshot_seq=seq,
+                    size_bytes=len(plan.state),
+                    epoch=epoch,
+                    pruned_pos=pos,
+                    updated_at=now,
+                )
+            )
+        return Rewritten(key, seq, epoch, plan.live)
+
+    # -- records -----------------------------------------------------------------------------
+
+    async def forget_records(self, tenant: str, sub: str, scrubber: Scrubber) -> dict[str, int]:
+        """Remove ``sub``'s grants, consents and push subscriptions; take their name out of
+        audit records and version attribution. Returns counts by kind."""
+        async with scoped(self.store, tenant, write=True) as conn:
+            in_tenant = select(documents.c.id).where(documents.c.tenant == tenant)
+            counts = {
+                "grants": (
+                    await conn.execute(
+                        delete(grants).where(
+                            grants.c.principal == sub, grants.c.doc_id.in_(in_tenant)
+                        )
+                    )
+                ).rowcount,
+                "consents": (
+                    await conn.execute(
+                        delete(consents).where(
+                            consents.c.tenant == tenant, consents.c.principal == sub
+                        )
+                    )
+                ).rowcount,
+                "push_subscriptions": (
+                    await conn.execute(
+                        delete(push_subscriptions).where(
+                            push_subscriptions.c.tenant == tenant,
+                            push_subscriptions.c.principal == sub,
+                        )
+                    )
+                ).rowcount,
+            }
+            await conn.execute(
+                sa_update(versions)
+                .where(versions.c.created_by == sub, versions.c.doc_id.in_(in_tenant))
+                .values(created_by=ERASED)
+            )
+            counts["audit_records"] = await _scrub_audit(conn, tenant, sub, scrubber)
+        return counts
+
+    async def drop_tombstones(self, tenant: str, sub: str, names: list[str]) -> int:
+        """Delete the rows of ``sub``'s purged documents (bare tombstones: no content left)."""
+        if not names:
+            return 0
+        async with scoped(self.store, tenant, write=True) as conn:
+            result = await conn.execute(
+                delete(documents).where(
+                    documents.c.tenant == tenant,
+                    documents.c.name.in_(names),
+                    documents.c.purged_at.is_not(None),
+                )
+            )
+        for name in names:
+            # Row ids are cached for appends; a later document of that id would get a new row.
+            self.store._ids.pop(DocKey(tenant, name), None)
+        return result.rowcount
+
+    # -- the files -----------------------------------------------------------------------------
+
+    async def wipe_files(self) -> None:
+        """SQLite: rebuild the database file and empty the WAL, so that no deleted byte stays in
+        the files. Postgres: nothing here (see docs/privacy.md: dead tuples)."""
+        if self.store.dialect != "sqlite":
+            return
+        path = self.store.url.split(":///", 1)[1] if ":///" in self.store.url else ""
+        if not path or path == ":memory:":
+            return
+        timeout = self.store.timeout
+        await asyncio.to_thread(_vacuum_sqlite, path, timeout)
+
+
+def _scrubbed_current(loaded: LoadedDoc, scrubber: Scrubber) -> bytes:
+    current = replay(loaded.snapshot, loaded.numbered_tail()).doc.get_update()
+    return scrub(current, scrubber)
+
+
+async def write_rewritten_lineage(
+    conn: AsyncConnection,
+    doc_id: int,
+    key: DocKey,
+    *,
+    seq: int,
+    pos: int,
+    state: bytes,
+    at: float,
+    version_states: Mapping[int, tuple[bytes, str, str]] | None,
+) -> None:
+    """Replace a document's stored content with ``state``: the log and quarantine rows deleted,
+    the snapshot ``state`` at ``seq`` (feed position ``pos``), every version's state, name and
+    author replaced (``version_states``: id -> (state, name, created_by)) or, with ``None``, every
+    version dropped. The caller holds the document's row lock. The one place erasure writes
+    document bytes (``key`` says where they belong, for sealing)."""
+    for table in (updates, quarantine, snapshots):
+        await conn.execute(delete(table).where(table.c.doc_id == doc_id))
+    await conn.execute(
+        snapshots.insert().values(doc_id=doc_id, upto_seq=seq, upto_pos=pos, state=state, at=at)
+    )
+    if version_states is None:
+        await conn.execute(delete(versions).where(versions.c.doc_id == doc_id))
+        return
+    for vid, (version_state, name, created_by) in version_states.items():
+        await conn.execute(
+            sa_update(versions)
+            .where(versions.c.id == vid, versions.c.doc_id == doc_id)
+            .values(state=version_state, name=name, created_by=created_by)
+        )
+
+
+async def _scrub_audit(conn: AsyncConnection, tenant: str, sub: str, scrubber: Scrubber) -> int:
+    """Audit rows naming the principal keep their shape, without the name: the principal left
+    out of ``principals``, their documents (and any mention) replaced by :data:`ERASED`."""
+    needles = sorted(scrubber.identities)
+    # A coarse filter (LIKE may match more, e.g. "_" is a wildcard); the rows are checked below.
+    mentions = [
+        column.contains(needle)
+        for needle in needles
+        for column in (audit.c.service, audit.c.principals, audit.c.documents)
+    ]
+    rows = (
+        await conn.execute(
+            select(audit.c.id, audit.c.service, audit.c.principals, audit.c.documents).where(
+                audit.c.tenant == tenant, or_(*mentions)
+            )
+        )
+    ).all()
+    changed = 0
+    for row in rows:
+        service = ERASED if row.service in scrubber.identities else row.service
+        principals = _scrub_list(row.principals, scrubber, drop=True, sub=sub)
+        docs = _scrub_list(row.documents, scrubber, drop=False, sub=sub)
+        if (service, principals, docs) == (row.service, row.principals, row.documents):
+            continue
+        await conn.execute(
+            sa_update(audit)
+            .where(audit.c.id == row.id)
+            .values(service=service, principals=principals, documents=docs)
+        )
+        changed += 1
+    return changed
+
+
+def _scrub_list(raw: str, scrubber: Scrubber, *, drop: bool, sub: str) -> str:
+    """A JSON list of names without the principal: dropped (``drop``) or, for document names
+    under their name, replaced; anything else that mentions them scrubbed."""
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        return scrubber.string(raw.replace(sub, ERASED)) if scrubber.mentions(raw.encode()) else raw
+    out: list[object] = []
+    for item in items:
+        if not isinstance(item, str):
+            out.append(item)
+        elif item in scrubber.identities:
+            if not drop:
+                out.append(ERASED)
+        elif item.startswith(sub + "/"):
+            out.append(ERASED)
+        else:
+            out.append(scrubber.string(item))
+    return json.dumps(out, separators=(",", ":")) if out != items else raw
+
+
+def _vacuum_sqlite(path: str, timeout: float) -> None:
+    # A connection of its own: VACUUM cannot run inside a transaction, and the store's
+    # connections begin one for every statement (storage/sql.py).
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("VACUUM")
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("erasure: the WAL could not be emptied now (a reader held it)")
+    finally:
+        conn.close()
