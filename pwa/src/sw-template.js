@@ -62,3 +62,92 @@ async function networkFirst (request) {
     })
   }
 }
+
+// -- Web Push (docs/push.md) ------------------------------------------------------------------
+// The daemon's payloads (DESIGN.md §1.12): {"type": "shared", doc, by, role, url} when a
+// document is shared with this person, {"type": "prompt", title, body, url, doc?} from a
+// session service. The notification is shown inside event.waitUntil: a push handler that lets
+// its event end first shows nothing, and browsers revoke the subscription of a site that
+// receives pushes without showing them.
+
+const PUSH_STORE = 'syncd-push' // lib/push.ts keeps a token here for pushsubscriptionchange
+const PUSH_TOKEN = './push-token'
+
+function notificationFor (data) {
+  const url = typeof data.url === 'string' ? data.url : './'
+  const doc = typeof data.doc === 'string' ? data.doc : null
+  const tag = doc ?? url // one notification per document: a newer one replaces it
+  if (data.type === 'shared') {
+    const name = doc ? doc.split('/').slice(1).join('/') : 'A document'
+    const can = data.role === 'editor' ? 'You can edit it.' : 'You can view it.'
+    return {
+      title: `${data.by ?? 'Someone'} shared “${name}” with you`,
+      options: { body: can, tag, data: { url }, icon: './icon.svg' }
+    }
+  }
+  return {
+    title: typeof data.title === 'string' && data.title ? data.title : 'New prompt',
+    options: { body: typeof data.body === 'string' ? data.body : '', tag, data: { url }, icon: './icon.svg', renotify: true }
+  }
+}
+
+self.addEventListener('push', (event) => {
+  let data = {}
+  try {
+    data = event.data ? event.data.json() : {}
+  } catch {
+    data = { type: 'prompt', title: event.data ? event.data.text() : '' }
+  }
+  const { title, options } = notificationFor(data && typeof data === 'object' ? data : {})
+  event.waitUntil(self.registration.showNotification(title, options))
+})
+
+// The daemon sends site paths ("/#/canvas/alice/trip"): they are read against the app's own
+// scope, and nothing outside this origin is ever opened.
+function targetOf (notification) {
+  const raw = notification.data && typeof notification.data.url === 'string' ? notification.data.url : './'
+  const target = new URL(raw.replace(/^\/+/, ''), self.registration.scope)
+  return target.origin === self.location.origin ? target : new URL(self.registration.scope)
+}
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close()
+  const target = targetOf(event.notification)
+  event.waitUntil((async () => {
+    const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true })
+    const exact = windows.find((client) => client.url === target.href)
+    if (exact) return await exact.focus()
+    const app = windows.find((client) => new URL(client.url).origin === self.location.origin)
+    if (app) {
+      // Focusing needs the click's user activation; navigating does not, so it comes first.
+      const opened = await app.navigate(target.href).catch(() => null)
+      if (!opened) app.postMessage({ type: 'syncd-open', url: target.href })
+      await app.focus().catch(() => {})
+      return
+    }
+    await self.clients.openWindow(target.href)
+  })())
+})
+
+// The push service replaced the subscription (expiry, key rotation): subscribe again with the
+// same server key and hand the new one to the daemon. Without a usable token (it expired while
+// no page was open) the page posts it on its next start (lib/push.ts resyncPush).
+self.addEventListener('pushsubscriptionchange', (event) => {
+  event.waitUntil((async () => {
+    const old = event.oldSubscription
+    const key = old && old.options ? old.options.applicationServerKey : null
+    const fresh = event.newSubscription ??
+      (key ? await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }) : null)
+    if (!fresh) return
+    const cache = await caches.open(PUSH_STORE)
+    const stored = await cache.match(PUSH_TOKEN)
+    if (!stored) return
+    const api = new URL('v1/push/subscriptions', self.registration.scope)
+    const headers = { authorization: `Bearer ${await stored.text()}`, 'content-type': 'application/json' }
+    await fetch(api, { method: 'POST', headers, body: JSON.stringify(fresh.toJSON()) })
+    if (old && old.endpoint !== fresh.endpoint) {
+      api.searchParams.set('endpoint', old.endpoint)
+      await fetch(api, { method: 'DELETE', headers }).catch(() => {})
+    }
+  })())
+})
