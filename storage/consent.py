@@ -95,7 +95,7 @@ async def document_writers(store: SqlStore, tenant: str, name: str) -> tuple[set
     """The participants who wrote a document's stored updates (services' own writes left
     out), and whether that is all of them: ``False`` once retention pruned log rows, whose
     writers nobody can tell any more."""
-    async with store._begin(write=False, snapshot=True) as conn:
+    async with store._begin(tenants=[tenant], write=False, snapshot=True) as conn:
         doc = (
             await conn.execute(
                 select(documents.c.id, documents.c.pruned_pos).where(

@@ -6,10 +6,14 @@ import asyncio
 import logging
 
 from storage import DocMeta, GroupCommit, SqlStore, Store
+from storage.audit import SqlAudit
+from storage.consent import SqlConsents
 from storage.history import SqlHistory
 from storage.trash import SqlTrash
 
+from . import keys_cli
 from .access import Authorizer, Refusal, decide
+from .audit_sweep import AuditSweep
 from .broker import AccessChanged, Broker, LocalBroker
 from .cluster import Cluster
 from .commit_signal import CommitSignal
@@ -19,6 +23,7 @@ from .history import HistoryOps
 from .history_sweep import HistorySweep
 from .metrics import Metrics
 from .peer import CloseCode, Peer, SendQueues
+from .push import PushSender
 from .redis_broker import RedisBroker
 from .rooms import Rooms
 from .settings import Settings
@@ -38,6 +43,7 @@ class Daemon:
             retention_seconds=settings.log_retention_seconds,
             sqlite_synchronous=settings.sqlite_synchronous,
             timeout_seconds=settings.database_timeout_seconds,
+            key_ring=keys_cli.key_ring(settings),  # encryption at rest (docs/privacy.md)
         )
         self.commits = CommitSignal()
         self.commit = GroupCommit(
@@ -58,6 +64,13 @@ class Daemon:
         self.trash = SqlTrash(self.store)
         self.history_ops = HistoryOps(self.rooms, self.history)
         self.history_sweep = HistorySweep(self.history, self.trash, settings)
+        self.push = PushSender.create(  # Web Push (docs/push.md)
+            settings, self.store, self.rooms, self.broker, self.metrics.registry
+        )
+        # Consent and audit (docs/privacy.md): the feed's gate, the trail of reads served.
+        self.consents = SqlConsents(self.store)
+        self.audit = SqlAudit(self.store)
+        self.audit_sweep = AuditSweep(self.audit, settings.audit_retention_seconds)
         self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
         # One bound on every socket's send queue together (past it the biggest closes 1013).
         self.send_queues = SendQueues(
@@ -90,6 +103,8 @@ class Daemon:
         self.commit.start()
         await self.cluster.start()
         self.history_sweep.start()
+        self.push.start()
+        self.audit_sweep.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -98,6 +113,8 @@ class Daemon:
             return
         self.started = False
         await self.history_sweep.stop()
+        await self.push.stop()
+        await self.audit_sweep.stop()
         await self.rooms.close()
         await self.commit.stop()
         await self.cluster.stop()
@@ -135,6 +152,12 @@ class Daemon:
         """Re-decide every live connection of the document: revoke, downgrade, upgrade."""
         room = self.rooms.get_loaded(meta.key)
         if room is None:
+            return
+        if room.meta is not None and room.meta.epoch != meta.epoch and not meta.deleted:
+            # Its history was rewritten elsewhere (erasure, syncd/erasure.py): this replica is
+            # of the old lineage. Clients reconnect (1013) and get the new epoch.
+            room.close(CloseCode.TRY_AGAIN_LATER, "document rewritten: reconnect")
+            self.rooms.release(room)
             return
         room.meta = meta
         doc = DocId.parse(meta.key.name)

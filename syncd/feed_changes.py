@@ -101,9 +101,7 @@ class ChangeStreams:
                     out["changes"] = None
                 continue
             except Exception:
-                log.exception(
-                    "doc %s: could not decode the changes of seq %d", slot[0], event.seq
-                )
+                log.exception("doc %s: could not decode the changes of seq %d", slot[0], event.seq)
                 self._decoders.pop(slot, None)
                 if not withheld:
                     out["changes"] = None
@@ -149,8 +147,18 @@ class ChangeStreams:
     async def _consented_history(
         self, key: DocKey, seq: int, purpose: str
     ) -> ConsentedHistory | None:
-        async with self.store._begin(write=False, snapshot=True) as conn:  # type: ignore[attr-defined]
-            return await read_consented_history(conn, key.tenant, key.name, seq, purpose)
+        store = self.store  # the SQL store (the daemon asserts it): its sealing opens the rows
+        async with store._begin(  # type: ignore[attr-defined]
+            tenants=[key.tenant], write=False, snapshot=True
+        ) as conn:
+            return await read_consented_history(
+                conn,
+                key.tenant,
+                key.name,
+                seq,
+                purpose,
+                sealing=store.sealing,  # type: ignore[attr-defined]
+            )
 
     def _keep(self, slot: tuple[DocKey, str | None], stream: _Stream) -> None:
         self._decoders[slot] = stream

@@ -112,9 +112,12 @@ def _handled(handler):  # type: ignore[no-untyped-def]
 
 @_handled
 async def get_doc(request: Request) -> Response:
-    _, _, _, meta = await _authorize(request)
+    daemon, _, grant, meta = await _authorize(request)
     if meta is None:
         raise HttpError(404, "not_found", "no such document")
+    from .service_reads import audit_meta_read  # services' reads are audited (docs/privacy.md)
+
+    await audit_meta_read(daemon, grant.identity, meta)
     return JSONResponse(meta_json(meta))
 
 
@@ -130,11 +133,13 @@ async def put_access(request: Request) -> Response:
         raise HttpError(400, "bad_request", str(exc)) from exc
     if meta is None:
         await daemon.store.create(grant.key)
+    granted_before = dict(meta.grants) if meta is not None and meta.mode == "shared" else {}
     # Stored as the enums' strings: the store knows nothing of them.
     meta = await daemon.store.set_access(
         grant.key, mode.value, {principal: role.value for principal, role in grants.items()}
     )
     daemon.access_changed(meta)
+    daemon.push.shared(meta, granted_before, by=grant.identity.sub)  # Web Push to the new ones
     return JSONResponse(meta_json(meta))
 
 
@@ -158,6 +163,11 @@ async def get_state(request: Request) -> Response:
         # Off the event loop: O(document). Stored updates that fail are left out (quarantined
         # when the document is next loaded into a room).
         update = await asyncio.to_thread(_fold_stored, loaded)
+    # Consent gate + audit (docs/privacy.md), after the read: the log is append-only, so the
+    # writers it finds now include every writer of ``update``.
+    from .service_reads import audit_state_read
+
+    await audit_state_read(daemon, grant.identity, meta)
     if "application/json" not in request.headers.get("accept", ""):
         return Response(update, media_type="application/octet-stream")
     content = await asyncio.to_thread(json_view, update)
