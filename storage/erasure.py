@@ -22,8 +22,8 @@ The daemon's part (``syncd/erasure.py``) purges the principal's own documents th
   the WAL; ``VACUUM`` rebuilds the file (also pages freed long before the erasure, which no
   ``secure_delete`` then could have zeroed) and ``wal_checkpoint(TRUNCATE)`` empties the WAL.
 
-:func:`write_rewritten_lineage` is the one function here that writes document bytes; encryption
-at rest must seal what it writes (a snapshot: its ``upto_seq``; versions: their ids).
+:func:`write_rewritten_lineage` is the one function here that writes document bytes; it seals
+them as compaction does (``storage/sealed_rows.py``) when encryption at rest is on.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ from .schema import (
     updates,
     versions,
 )
+from .sealed_rows import RowSealing
+from .sealing import Kind
 from .store import DocKey, LoadedDoc, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -176,6 +178,8 @@ class SqlErasure:
         return _Plan(loaded, live, state, rewritten)
 
     async def _commit(self, key: DocKey, plan: _Plan) -> Rewritten | None:
+        # Encryption at rest: the tenant's data key exists before the transaction that seals.
+        await self.store.sealing.ensure_key(self.store._begin, key.tenant)
         now = time.time()
         epoch = new_epoch()
         async with scoped(self.store, key.tenant, write=True) as conn:
@@ -215,6 +219,7 @@ class SqlErasure:
             seq = doc.seq + 1
             await write_rewritten_lineage(
                 conn,
+                self.store.sealing,
                 doc.id,
                 key,
                 seq=seq,
@@ -314,6 +319,7 @@ def _scrubbed_current(loaded: LoadedDoc, scrubber: Scrubber) -> bytes:
 
 async def write_rewritten_lineage(
     conn: AsyncConnection,
+    sealing: RowSealing,
     doc_id: int,
     key: DocKey,
     *,
@@ -327,11 +333,13 @@ async def write_rewritten_lineage(
     the snapshot ``state`` at ``seq`` (feed position ``pos``), every version's state, name and
     author replaced (``version_states``: id -> (state, name, created_by)) or, with ``None``, every
     version dropped. The caller holds the document's row lock. The one place erasure writes
-    document bytes (``key`` says where they belong, for sealing)."""
+    document bytes: sealed as compaction seals them (a snapshot under its ``upto_seq``, a
+    version under its id) when encryption at rest is on."""
     for table in (updates, quarantine, snapshots):
         await conn.execute(delete(table).where(table.c.doc_id == doc_id))
+    stored = await sealing.seal(conn, key, Kind.SNAPSHOT, seq, state)
     await conn.execute(
-        snapshots.insert().values(doc_id=doc_id, upto_seq=seq, upto_pos=pos, state=state, at=at)
+        snapshots.insert().values(doc_id=doc_id, upto_seq=seq, upto_pos=pos, state=stored, at=at)
     )
     if version_states is None:
         await conn.execute(delete(versions).where(versions.c.doc_id == doc_id))
@@ -340,7 +348,11 @@ async def write_rewritten_lineage(
         await conn.execute(
             sa_update(versions)
             .where(versions.c.id == vid, versions.c.doc_id == doc_id)
-            .values(state=version_state, name=name, created_by=created_by)
+            .values(
+                state=await sealing.seal(conn, key, Kind.VERSION, vid, version_state),
+                name=name,
+                created_by=created_by,
+            )
         )
 
 

@@ -14,6 +14,8 @@ back when it reconnects with offline edits.
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import msgpack
 import psycopg
 import pycrdt
 import pytest
+import sqlalchemy as sa
 from syncd_client import Client
 
 from crdt.schemas import Canvas, Journal
@@ -311,3 +314,56 @@ async def test_erasure_leaves_no_identity_anywhere_and_clients_do_not_bring_it_b
     assert not any(p.encode() in state.content for p in PLANTED)
     assert await found_in_database(database_url, PLANTED) == []
     assert all(e.get("principal") != BOB for e in await feed_from_start(daemon))
+
+
+async def test_a_rewritten_document_is_sealed_when_encryption_at_rest_is_on(
+    settings, database_url: str, tmp_path: Path
+):
+    from dataclasses import replace
+
+    from storage.sealing import is_sealed
+    from tests.support.servers import start_daemon
+
+    key_file = tmp_path / "master.key"
+    key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    daemon = await start_daemon(
+        replace(settings, database_url=database_url, master_key_file=key_file)
+    )
+    try:
+        async with httpx.AsyncClient(base_url=daemon.http, timeout=TIMEOUT) as http:
+            alice = CanvasWriter(http, daemon, "alice/sealed", "alice")
+            await alice.edit(lambda c: c.init("Sealed"))
+            await alice.edit(lambda c: c.doc.get("votes", type=pycrdt.Map).update({BOB: 1}))
+            r = await http.post(
+                "/v1/docs/alice/sealed/versions", json={"name": "v"}, headers=alice.auth
+            )
+            assert r.status_code == 201
+            r = await http.delete(
+                f"/v1/principals/{BOB}", headers=auth(daemon, "root", role="admin")
+            )
+            assert r.status_code == 200 and r.json()["documents_rewritten"] == ["alice/sealed"]
+            state = await http.get("/v1/docs/alice/sealed/state", headers=alice.auth)
+            assert state.status_code == 200
+            doc = pycrdt.Doc()
+            doc.apply_update(state.content)
+            assert doc.get("votes", type=pycrdt.Map).to_py() == {}
+            assert Canvas(doc).to_json()["meta"]["title"] == "Sealed"
+            [version] = (
+                await http.get("/v1/docs/alice/sealed/versions", headers=alice.auth)
+            ).json()["versions"]
+            r = await http.get(
+                f"/v1/docs/alice/sealed/versions/{version['id']}/state", headers=alice.auth
+            )
+            assert r.status_code == 200 and BOB.encode() not in r.content
+        async with scoped(daemon.daemon.store, "default") as conn:  # type: ignore[arg-type]
+            from storage.schema import snapshots, versions
+
+            stored = [
+                bytes(s) for s in (await conn.execute(sa.select(snapshots.c.state))).scalars()
+            ]
+            stored += [
+                bytes(s) for s in (await conn.execute(sa.select(versions.c.state))).scalars()
+            ]
+        assert stored and all(is_sealed(s) for s in stored)
+    finally:
+        await daemon.stop()
