@@ -26,21 +26,23 @@ from setuptools.command.sdist import sdist
 from setuptools.errors import ExecError, FileError
 
 ROOT = Path(__file__).resolve().parent
-PWA = ROOT / "pwa"
-DIST = PWA / "dist"
 # Where the app lands inside the package; syncd/app.py looks here first.
 PACKAGED = Path("syncd") / "web"
 PREBUILT_ENV = "SYNCD_WEB_APP_PREBUILT"
-# What the build reads: a dist older than any of these is stale (the same list as
-# tests/support/browser.py's build_pwa, which builds under the same lock file).
-SOURCES = [
-    PWA / "src",
-    PWA / "public",
-    PWA / "index.html",
-    PWA / "vite.config.ts",
-    PWA / "package-lock.json",
-    ROOT / "client-sdk" / "js" / "src",
-]
+
+
+def _sources(root: Path) -> list[Path]:
+    """What the app's build reads: a dist older than any of these is stale (the same list as
+    tests/support/browser.py's build_pwa, which builds under the same lock file)."""
+    pwa = root / "pwa"
+    return [
+        pwa / "src",
+        pwa / "public",
+        pwa / "index.html",
+        pwa / "vite.config.ts",
+        pwa / "package-lock.json",
+        root / "client-sdk" / "js" / "src",
+    ]
 
 
 def _newest(paths: list[Path]) -> float:
@@ -53,19 +55,14 @@ def _newest(paths: list[Path]) -> float:
     return newest
 
 
-def _dist_is_current() -> bool:
-    index = DIST / "index.html"
-    return index.is_file() and index.stat().st_mtime >= _newest(SOURCES)
-
-
-def _run(command: list[str]) -> None:
-    print(f"syncd web app: {' '.join(command)} (in pwa/)", flush=True)
-    proc = subprocess.run(command, cwd=PWA, check=False)
+def _run(command: list[str], pwa: Path) -> None:
+    print(f"syncd web app: {' '.join(command)} (in {pwa})", flush=True)
+    proc = subprocess.run(command, cwd=pwa, check=False)
     if proc.returncode != 0:
-        raise ExecError(f"`{' '.join(command)}` in pwa/ failed (exit {proc.returncode})")
+        raise ExecError(f"`{' '.join(command)}` in {pwa} failed (exit {proc.returncode})")
 
 
-def _build_web_app() -> None:
+def _build_web_app(pwa: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise ExecError(
@@ -76,43 +73,46 @@ def _build_web_app() -> None:
     # npm ci empties node_modules first; skip it when the installed tree already matches the
     # lock file (npm writes node_modules/.package-lock.json), so that a build never pulls the
     # packages from under a test run or dev server using them.
-    installed = PWA / "node_modules" / ".package-lock.json"
-    lock = PWA / "package-lock.json"
+    installed = pwa / "node_modules" / ".package-lock.json"
+    lock = pwa / "package-lock.json"
     if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
-        _run([npm, "ci", "--no-audit", "--no-fund"])
-    _run([npm, "run", "build"])
+        _run([npm, "ci", "--no-audit", "--no-fund"], pwa)
+    _run([npm, "run", "build"], pwa)
 
 
-def ensure_web_app() -> Path:
-    """``pwa/dist``, built first when it is missing or older than its sources.
+def ensure_web_app(root: Path = ROOT) -> Path:
+    """``pwa/dist`` of the tree at ``root``, built first when missing or older than its sources.
 
     Raises:
         FileError: ``SYNCD_WEB_APP_PREBUILT=1`` and there is no built app, or there are
             neither sources nor a built app (a tree without ``pwa/``).
         ExecError: npm is missing, or ``npm ci`` / ``npm run build`` failed.
     """
+    pwa = root / "pwa"
+    dist = pwa / "dist"
+    index = dist / "index.html"
     if os.environ.get(PREBUILT_ENV) == "1":
-        if not (DIST / "index.html").is_file():
-            raise FileError(f"{PREBUILT_ENV}=1 but {DIST} holds no built app (index.html)")
-        return DIST
-    if not (PWA / "package.json").is_file():
-        if (DIST / "index.html").is_file():
-            return DIST
-        raise FileError(f"neither the web app's sources nor a built app in {PWA}")
+        if not index.is_file():
+            raise FileError(f"{PREBUILT_ENV}=1 but {dist} holds no built app (index.html)")
+        return dist
+    if not (pwa / "package.json").is_file():
+        if index.is_file():
+            return dist
+        raise FileError(f"neither the web app's sources nor a built app in {pwa}")
     try:
         import fcntl
     except ImportError:  # Windows: no build running side by side to guard against
         fcntl = None
     # One build at a time, with the lock tests/support/browser.py takes: a wheel built while a
     # test session rebuilds the app must not pick up half of pwa/dist.
-    with open(PWA / ".build.lock", "w") as lock:
+    with open(pwa / ".build.lock", "w") as lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _dist_is_current():
-            _build_web_app()
-        if not (DIST / "index.html").is_file():
-            raise FileError(f"npm run build left no {DIST / 'index.html'}")
-    return DIST
+        if not index.is_file() or index.stat().st_mtime < _newest(_sources(root)):
+            _build_web_app(pwa)
+        if not index.is_file():
+            raise FileError(f"npm run build left no {index}")
+    return dist
 
 
 class BuildPyWithWebApp(build_py):
