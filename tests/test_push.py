@@ -11,12 +11,14 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from storage import SqlStore
+from storage import DocKey, SqlStore
 from storage.push_subscriptions import SqlPushSubscriptions
 from syncd.push_throttle import PushThrottle
 from syncd.settings import Settings
 from syncd.vapid import load_vapid_key
+from tests.support.cluster import running_cluster
 from tests.support.push_service import BrowserKeys, PushServiceStandIn, verify_vapid
+from tests.support.redis_server import redis_server_fixture, redis_url_fixture  # noqa: F401
 from tests.support.servers import RunningDaemon, start_daemon
 from tests.support.yclient import YClient
 
@@ -125,6 +127,7 @@ async def test_notify_skips_a_principal_present_in_the_document(
     doc = "alice/session-1"
     async with httpx.AsyncClient() as http:
         await share(http, d, doc, {"bob": "editor"})  # bob has no subscription yet: nothing
+        await d.daemon.push.idle()
         bob_keys = await subscribe(http, d, "bob", push_service.endpoint("bob"))
         prompt = {"principals": ["bob"], "title": "Reflect", "body": "What surprised you?"}
         prompt |= {"url": f"/#/journal/{doc}", "doc": doc}
@@ -293,6 +296,41 @@ async def test_subscribe_unsubscribe_and_notify_rules(
         r = await http.post(url, content=b"{", headers=service)
         assert r.status_code == 400
         assert (await http.get(f"{d.http}/healthz")).status_code == 200
+
+
+@pytest.mark.postgres
+async def test_presence_on_another_node_is_seen(
+    settings: Settings, postgres_url: str, redis_url: str, push_service: PushServiceStandIn
+) -> None:
+    """bob is in the document on node 0; a notify through node 1, where the document is not
+    loaded, skips him (presence crosses nodes through Redis), and still pushes to carol."""
+    doc = "alice/session-2"
+    allow = replace(settings, push_allow_endpoints=f"{push_service.origin}/push/")
+    async with (
+        running_cluster(allow, postgres_url, redis_url, 2) as cluster,
+        httpx.AsyncClient() as http,
+    ):
+        a, b = cluster[0], cluster[1]
+        await share(http, a, doc, {"bob": "editor", "carol": "editor"})
+        await a.daemon.push.idle()  # its share found no subscription yet
+        await subscribe(http, a, "bob", push_service.endpoint("bob"))
+        carol = await subscribe(http, a, "carol", push_service.endpoint("carol"))
+        async with (
+            YClient(a.ws_url(doc, a.token("alice"))) as alice,
+            YClient(a.ws_url(doc, a.token("bob"))) as bob,
+        ):
+            bob.set_awareness({"user": {"name": "Bob"}})
+            await alice.wait_until(lambda: bob.doc.client_id in alice.awareness)
+            assert b.daemon.rooms.get_loaded(DocKey("default", doc)) is None
+            counts = await notify(
+                http, b, principals=["bob", "carol"], title="t", body="b", url="/#/", doc=doc
+            )
+            assert counts["present"] == 1 and counts["queued"] == 1
+            got = await push_service.next()
+            assert got.path == "/push/carol"
+            assert carol.decrypt(got.body)["doc"] == doc
+            await b.daemon.push.idle()
+            assert len(push_service.received) == 1
 
 
 async def test_subscriptions_per_principal_are_bounded_and_endpoints_move(
