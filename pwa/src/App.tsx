@@ -2,12 +2,16 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import type { SyncedDocument } from 'syncd-client'
 
 import { type Session, loadSession, saveSession } from './lib/auth'
+import { DocumentGate } from './components/DocumentGate'
+import { RefusedNotice } from './components/RefusedNotice'
 import { libraryName } from './lib/library'
+import { useRefusedRollback } from './lib/rollback'
 import { type Route, useRoute } from './lib/router'
 import { AppProvider, colorFor, startClient, useResets } from './lib/sync'
 import { CanvasPage } from './pages/CanvasPage'
 import { Home } from './pages/Home'
 import { JournalPage } from './pages/JournalPage'
+import { Privacy } from './pages/Privacy'
 import { SignIn } from './pages/SignIn'
 
 export function App () {
@@ -44,16 +48,28 @@ function SignedIn ({ session, getSession, onSignOut }: { session: Session, getSe
         </div>
       )}
       {route.page === 'home' && <Home library={library} onSignOut={() => { client.destroy(); onSignOut() }} />}
-      {route.page !== 'home' && <DocumentRoute route={route} library={library} />}
+      {route.page === 'privacy' && <Privacy />}
+      {(route.page === 'journal' || route.page === 'canvas') && (
+        <DocumentGate key={route.doc} id={route.doc} kind={route.page} library={library}>
+          <DocumentRoute route={route} library={library} />
+        </DocumentGate>
+      )}
     </AppProvider>
   )
 }
 
-/** A document's page, built again when the SDK replaced its Y.Doc after an epoch change. */
-function DocumentRoute ({ route, library }: { route: Exclude<Route, { page: 'home' }>, library: SyncedDocument }) {
+/** A document's page, built again when the SDK replaced its Y.Doc after an epoch change, and
+ * when a viewer's refused edit was rolled back (lib/rollback.ts). */
+function DocumentRoute ({ route, library }: { route: Extract<Route, { doc: string }>, library: SyncedDocument }) {
   const resets = useResets(route.doc)
-  const key = `${route.doc}#${resets}`
-  return route.page === 'journal'
-    ? <JournalPage key={key} name={route.doc} entryId={route.entry} library={library} />
-    : <CanvasPage key={key} name={route.doc} library={library} />
+  const rollback = useRefusedRollback(route.doc)
+  const key = `${route.doc}#${resets}#${rollback.count}`
+  return (
+    <>
+      {rollback.refused && <RefusedNotice kind={route.page} onDismiss={rollback.dismiss} />}
+      {route.page === 'journal'
+        ? <JournalPage key={key} name={route.doc} entryId={route.entry} library={library} />
+        : <CanvasPage key={key} name={route.doc} library={library} />}
+    </>
+  )
 }

@@ -24,7 +24,9 @@ const PATHS: Record<string, string> = {
   present: 'M3 4h18v11H3zM12 15v4M8 21l4-2 4 2M8 11l3-3 2 2 3-3',
   fit: 'M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5',
   history: 'M3 12a9 9 0 103-6.7M3 4v4h4M12 7v5l3 2',
-  restore: 'M4 7h16M6 7l1 13h10l1-13M9 7V4h6v3M12 17v-5M9.5 14.5L12 12l2.5 2.5'
+  restore: 'M4 7h16M6 7l1 13h10l1-13M9 7V4h6v3M12 17v-5M9.5 14.5L12 12l2.5 2.5',
+  edit: 'M4 20h4L19 9a2.1 2.1 0 00-3-3L5 17zM14 8l3 3',
+  shield: 'M12 3l8 3v6c0 4.5-3.4 8.2-8 9-4.6-.8-8-4.5-8-9V6zM9 12l2 2 4-4'
 }
 
 export type IconName = keyof typeof PATHS

@@ -2,18 +2,26 @@ import type { SyncedDocument } from 'syncd-client'
 
 import { useDocState } from '../lib/sync'
 
-/** The document's sync status, as the SDK reports it: offline / syncing / saved (or denied). */
+/**
+ * The document's sync status in a participant's words: offline / syncing / saved (or no access).
+ *
+ * It never counts changes: the SDK's `pending` is the number of Yjs updates in the outbox, which
+ * is one per keystroke ("42 changes" for one short entry), true to the wire and useless to a
+ * person. What matters to them is whether their writing is safe and whether it has reached the
+ * server. `data-pending` keeps the count for tests and debugging.
+ */
 export function StatusPill ({ doc }: { doc: SyncedDocument }) {
   const { status, pending, readonly, deniedReason } = useDocState(doc)
   let text: string
   let detail = ''
-  if (status === 'saved') text = 'Saved'
-  else if (status === 'syncing') {
+  if (status === 'saved') {
+    text = 'Saved'
+    detail = readonly ? 'up to date' : 'synced with the server'
+  } else if (status === 'syncing') {
     text = 'Syncing…'
-    if (pending && !readonly) detail = `${pending} change${pending === 1 ? '' : 's'} to send`
   } else if (status === 'offline') {
-    text = 'Offline'
-    detail = pending ? `${pending} change${pending === 1 ? '' : 's'} kept on this device` : 'all changes saved'
+    text = pending && !readonly ? 'Saved on this device' : 'Offline'
+    detail = pending && !readonly ? 'will sync when online' : 'nothing waiting to sync'
   } else {
     text = 'No access'
     detail = deniedReason ?? ''

@@ -16,7 +16,11 @@ const offlineMessage = (err: unknown, what: string) =>
     ? `${what} needs a connection to the server.`
     : `${what} failed: ${(err as Error).message}`
 
-export function TrashButton ({ name, kind, title, library }: { name: string, kind: DocKind, title: string, library: SyncedDocument }) {
+/** The bin icon and its confirmation. `onTrashed` runs once the server moved it (by default the
+ * home screen is shown: the document's own page has nothing left to show). */
+export function TrashButton ({ name, kind, title, library, label, onTrashed = () => navigate({ page: 'home' }) }: {
+  name: string, kind: DocKind, title: string, library: SyncedDocument, label?: string, onTrashed?: () => void
+}) {
   const { client } = useApp()
   const [asking, setAsking] = useState(false)
   const [error, setError] = useState<string | null>(null)
@@ -26,14 +30,14 @@ export function TrashButton ({ name, kind, title, library }: { name: string, kin
       await client.deleteDocument(name)
       markTrashed(library, name, new Date().toISOString())
       setAsking(false)
-      navigate({ page: 'home' })
+      onTrashed()
     } catch (err) {
       setError(offlineMessage(err, 'Moving to the trash'))
     }
   }
   return (
     <>
-      <button type='button' className='icon-button' aria-label={`Move this ${kind} to the trash`} title='Move to trash' onClick={() => setAsking(true)}>
+      <button type='button' className='icon-button' aria-label={label ?? `Move this ${kind} to the trash`} title='Move to trash' onClick={() => setAsking(true)}>
         <Icon name='trash' />
       </button>
       <Dialog open={asking} onClose={() => setAsking(false)} title={`Move “${title || name}” to the trash?`}>
@@ -58,11 +62,13 @@ export function TrashList ({ library, remembered }: { library: SyncedDocument, r
   const [error, setError] = useState<string | null>(null)
   const [purging, setPurging] = useState<LibraryItem | null>(null)
   const [round, setRound] = useState(0)
+  // Asked again whenever the library's own list changes (something was moved there from Home).
+  const rememberedIds = remembered.map((item) => item.id).join('\n')
   useEffect(() => {
     let live = true
     client.trash().then((list) => { if (live) setServer(list) }, () => { if (live) setServer(null) })
     return () => { live = false }
-  }, [client, round])
+  }, [client, round, rememberedIds])
 
   const known = docsMap(library)
   const items: LibraryItem[] = server

@@ -2,10 +2,12 @@
 //   #/                         home
 //   #/journal/OWNER/NAME       a journal
 //   #/canvas/OWNER/NAME        a canvas
+//   #/privacy                  consents and the data export
 import { useSyncExternalStore } from 'react'
 
 export type Route =
   | { page: 'home' }
+  | { page: 'privacy' }
   | { page: 'journal', doc: string, entry?: string }
   | { page: 'canvas', doc: string }
 
@@ -20,6 +22,7 @@ export function parseRoute (hash: string): Route {
     const doc = `${parts[1]}/${parts[2]}`
     return parts[0] === 'journal' ? { page: 'journal', doc, entry: parts[3] } : { page: 'canvas', doc }
   }
+  if (parts[0] === 'privacy') return { page: 'privacy' }
   return { page: 'home' }
 }
 
@@ -30,6 +33,7 @@ export function useRoute (): Route {
 
 export function href (route: Route): string {
   if (route.page === 'home') return '#/'
+  if (route.page === 'privacy') return '#/privacy'
   const [owner, name] = route.doc.split('/')
   const base = `#/${route.page}/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`
   return route.page === 'journal' && route.entry ? `${base}/${encodeURIComponent(route.entry)}` : base

@@ -5,24 +5,31 @@ import type { SyncedDocument } from 'syncd-client'
 import { ElementView } from '../canvas/Elements'
 import { bounds, unionBounds } from '../canvas/geometry'
 import { Dialog } from '../components/Dialog'
+import { DocCard } from '../components/DocCard'
 import { Icon } from '../components/Icon'
+import { NotifySwitch } from '../components/NotifySwitch'
 import { StatusPill } from '../components/StatusPill'
 import { TrashList } from '../components/Trash'
 import { formatDate } from './JournalPage'
-import { type DocKind, defaultJournal, docsMap, isDocId, listLibrary, newDocName, remember } from '../lib/library'
+import { describeDoc } from '../lib/api'
+import { type DocKind, type LibraryItem, defaultJournal, docsMap, isDocId, listLibrary, newDocName, remember } from '../lib/library'
+import { guessKind, useListing } from '../lib/listing'
 import { href, navigate } from '../lib/router'
 import { useApp, useLoaded, useYVersion } from '../lib/sync'
 import { TEMPLATES, type Template } from '../lib/templates'
+
+const ROLE_WORDS = { editor: 'can edit', viewer: 'can view', owner: '' } as const
 
 export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignOut: () => void }) {
   const { me, client, color } = useApp()
   const loaded = useLoaded(library)
   const version = useYVersion(docsMap(library))
   const items = useMemo(() => listLibrary(library), [library, version])
+  const listing = useListing(library)
   const [picking, setPicking] = useState(false)
   const [openId, setOpenId] = useState('')
-  const [openKind, setOpenKind] = useState<DocKind>('canvas')
   const [openError, setOpenError] = useState<string | null>(null)
+  const [opening, setOpening] = useState(false)
 
   useEffect(() => {
     const id = defaultJournal(me)
@@ -34,11 +41,25 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
   const live = items.filter((i) => !i.trashed_at)
   const trashed = items.filter((i) => i.trashed_at && i.owner === me)
   const mine = live.filter((i) => i.owner === me)
-  const shared = live.filter((i) => i.owner !== me)
   const journals = mine.filter((i) => i.kind === 'journal')
   const canvases = mine.filter((i) => i.kind === 'canvas')
+  // Shared with me: the server's list when it answered (it knows shares made since, and drops
+  // revoked ones); offline, what the library remembers having opened.
+  const byId = new Map(items.map((i) => [i.id, i]))
+  const shared: (LibraryItem & { role?: string })[] = listing.docs
+    ? listing.docs.filter((d) => d.role !== 'owner').map((d) => ({
+      kind: guessKind(d.id), title: '', created_at: d.created_at, ...byId.get(d.id), id: d.id, owner: d.owner, role: d.role
+    }))
+    : live.filter((i) => i.owner !== me)
 
-  const createCanvas = (template: Template) => {
+  // Online, a new document's page opens once the server holds it (the owner's first sync creates
+  // it, DESIGN.md §1.3), so that the page's metadata request finds it: no 404 for a brand-new
+  // canvas. Offline (or slow) it opens at once and is created by its first sync, as before.
+  const whenStored = async (doc: SyncedDocument) => {
+    if (client.connected) await doc.whenSaved({ timeout: 3000 }).catch(() => {})
+  }
+
+  const createCanvas = async (template: Template) => {
     const id = newDocName(me, 'canvas')
     const doc = client.open(id)
     const canvas = doc.canvas({ author: me })
@@ -49,19 +70,23 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
     })
     remember(library, { id, kind: 'canvas', title, owner: me, template: template.id, created_at: new Date().toISOString() })
     setPicking(false)
+    await whenStored(doc)
     navigate({ page: 'canvas', doc: id })
   }
 
-  const createJournal = () => {
+  const createJournal = async () => {
     const id = newDocName(me, 'journal')
-    client.open(id).journal().init('New journal')
+    const doc = client.open(id)
+    doc.journal().init('New journal')
     remember(library, { id, kind: 'journal', title: 'New journal', owner: me, created_at: new Date().toISOString() })
+    await whenStored(doc)
     navigate({ page: 'journal', doc: id })
   }
 
-  const openShared = () => {
+  // Opening by id or link: only what exists (a mistyped id never creates an empty document).
+  const openShared = async () => {
     let value = openId.trim()
-    let kind = openKind
+    let kind: DocKind | null = null
     const link = /#\/(journal|canvas)\/([^/]+)\/([^/?#]+)/.exec(value)
     if (link) {
       kind = link[1] as DocKind
@@ -69,7 +94,25 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
     }
     if (!isDocId(value)) return setOpenError('Enter a document id like alice/canvas-1234, or paste a link.')
     setOpenError(null)
-    navigate({ page: kind, doc: value })
+    const known = docsMap(library).get(value)
+    if (known) return navigate({ page: known.kind, doc: value })
+    setOpening(true)
+    try {
+      const meta = await client.metadata(value)
+      if (!meta) {
+        return setOpenError(value.split('/')[0] === me
+          ? `You have no document called “${value}”. Check it for a typing mistake.`
+          : `“${value}” does not exist, or it is not shared with you. Check it for a typing mistake.`)
+      }
+      const described = await describeDoc(value)
+      const found = described?.kind ?? kind ?? guessKind(value)
+      remember(library, { id: value, kind: found, title: described?.title ?? '', owner: meta.owner, created_at: meta.created_at })
+      navigate({ page: found, doc: value })
+    } catch {
+      setOpenError('Opening a document shared with you needs a connection to the server.')
+    } finally {
+      setOpening(false)
+    }
   }
 
   return (
@@ -78,10 +121,13 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
         <div className='brand'><img src='./icon.svg' alt='' width='32' height='32' /><span className='brand-name'>Journal &amp; canvas</span></div>
         <span className='spacer' />
         <StatusPill doc={library} />
+        <NotifySwitch />
+        <a className='button ghost' href={href({ page: 'privacy' })}><Icon name='shield' size={18} /><span className='label'>Privacy</span></a>
         <span className='me'><span className='avatar' style={{ background: color }} aria-hidden='true'>{me[0]?.toUpperCase()}</span><span className='me-name'>{me}</span></span>
         <button type='button' className='button ghost' onClick={onSignOut}>Sign out</button>
       </header>
       <main className='home-main'>
+        <h1 className='sr-only'>Home</h1>
         <section aria-labelledby='journals-h'>
           <div className='section-head'>
             <h2 id='journals-h'>Journals</h2>
@@ -89,13 +135,9 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
           </div>
           <ul className='cards'>
             {journals.map((item) => (
-              <li key={item.id}>
-                <a className='doc-card journal' href={href({ page: 'journal', doc: item.id })}>
-                  <span className='doc-card-icon'><Icon name='journal' size={24} /></span>
-                  <span className='doc-card-title' dir='auto'>{item.title || 'Untitled journal'}</span>
-                  <span className='doc-card-sub'>{item.id}</span>
-                </a>
-              </li>
+              <DocCard key={item.id} item={item} library={library} defaultTitle='Untitled journal'
+                sub={item.id === defaultJournal(me) ? 'Your own journal' : `Journal · ${formatDate(item.created_at)}`}
+                manage={{ rename: true, trash: item.id !== defaultJournal(me) }} />
             ))}
           </ul>
         </section>
@@ -108,43 +150,34 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
           {canvases.length === 0 && <p className='muted'>No canvas yet: start from one of ten templates.</p>}
           <ul className='cards'>
             {canvases.map((item) => (
-              <li key={item.id}>
-                <a className='doc-card canvas' href={href({ page: 'canvas', doc: item.id })}>
-                  <span className='doc-card-icon'><Icon name='canvas' size={24} /></span>
-                  <span className='doc-card-title' dir='auto'>{item.title || 'Untitled canvas'}</span>
-                  <span className='doc-card-sub'>{TEMPLATES.find((t) => t.id === item.template)?.name ?? 'Canvas'} · {formatDate(item.created_at)}</span>
-                </a>
-              </li>
+              <DocCard key={item.id} item={item} library={library} defaultTitle='Untitled canvas'
+                sub={`${TEMPLATES.find((t) => t.id === item.template)?.name ?? 'Canvas'} · ${formatDate(item.created_at)}`}
+                manage={{ rename: true, trash: true }} />
             ))}
           </ul>
         </section>
 
-        <section aria-labelledby='shared-h'>
+        <section aria-labelledby='shared-h' className='shared-section'>
           <div className='section-head'><h2 id='shared-h'>Shared with me</h2></div>
+          {shared.length === 0 && (
+            <p className='muted'>{listing.docs ? 'Nothing yet. When someone shares a journal or a canvas with you, it appears here.' : 'Nothing on this device yet.'}</p>
+          )}
           {shared.length > 0 && (
             <ul className='cards'>
               {shared.map((item) => (
-                <li key={item.id}>
-                  <a className='doc-card shared' href={href({ page: item.kind, doc: item.id })}>
-                    <span className='doc-card-icon'><Icon name={item.kind} size={24} /></span>
-                    <span className='doc-card-title' dir='auto'>{item.title || item.id}</span>
-                    <span className='doc-card-sub'>from {item.owner}</span>
-                  </a>
-                </li>
+                <DocCard key={item.id} item={item} library={library} defaultTitle={item.id} manage={{ rename: false, trash: false }}
+                  sub={`from ${item.owner}${item.role && item.role !== 'owner' ? ` · ${ROLE_WORDS[item.role as 'editor' | 'viewer']}` : ''}`} />
               ))}
             </ul>
           )}
           <form className='open-shared' onSubmit={(e) => { e.preventDefault(); openShared() }}>
-            <label htmlFor='open-id'>Open something shared with you</label>
+            <label htmlFor='open-id'>Open by link or id</label>
             <div className='row'>
-              <input id='open-id' placeholder='alice/canvas-1234 or a link' value={openId} onChange={(e) => setOpenId(e.target.value)} />
-              <select aria-label='Kind' value={openKind} onChange={(e) => setOpenKind(e.target.value as DocKind)}>
-                <option value='canvas'>Canvas</option>
-                <option value='journal'>Journal</option>
-              </select>
-              <button type='submit' className='button'>Open</button>
+              <input id='open-id' placeholder='alice/canvas-1234 or a link' value={openId} autoComplete='off'
+                aria-describedby={openError ? 'open-error' : undefined} onChange={(e) => setOpenId(e.target.value)} />
+              <button type='submit' className='button' disabled={opening}>{opening ? 'Looking…' : 'Open'}</button>
             </div>
-            {openError && <p className='error' role='alert'>{openError}</p>}
+            {openError && <p className='error' id='open-error' role='alert'>{openError}</p>}
           </form>
         </section>
 

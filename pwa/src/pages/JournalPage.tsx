@@ -10,6 +10,7 @@ import { ShareDialog } from '../components/ShareDialog'
 import { TrashButton } from '../components/Trash'
 import { StatusPill } from '../components/StatusPill'
 import { download, slug } from '../lib/download'
+import { useKeyboardInset } from '../lib/keyboard'
 import { docsMap, remember } from '../lib/library'
 import { href, navigate } from '../lib/router'
 import { useApp, useDocState, useDocument, useLoaded, usePeers, useYVersion } from '../lib/sync'
@@ -29,6 +30,7 @@ export function JournalPage ({ name, entryId, library }: { name: string, entryId
   const [historyOpen, setHistoryOpen] = useState(false)
   const owner = name.split('/')[0]
   const canEdit = !state.readonly && state.status !== 'denied'
+  useKeyboardInset()
 
   // A journal of ours that has no meta yet (new, or created offline) gets one.
   useEffect(() => {
@@ -97,7 +99,7 @@ export function JournalPage ({ name, entryId, library }: { name: string, entryId
                   <span className='entry-item-title' dir='auto'>{entry.title || 'Untitled'}</span>
                   <span className='entry-item-meta'>
                     <time dateTime={entry.created_at}>{formatDate(entry.created_at)}</time>
-                    {entry.mode === 'in-session' && <span className='badge'>Session {entry.session_id}</span>}
+                    {entry.mode === 'in-session' && <span className='badge'>In a session{entry.session_id ? ` · ${entry.session_id}` : ''}</span>}
                   </span>
                   {entry.body && <span className='entry-item-snippet' dir='auto'>{entry.body.slice(0, 140)}</span>}
                   {entry.tags.length > 0 && (
@@ -133,9 +135,17 @@ function EntryEditor ({ journal, entry, canEdit, name }: { journal: Journal, ent
   const [sessionDraft, setSessionDraft] = useState(entry.session_id ?? localStorage.getItem(SESSION_KEY) ?? '')
   const entryMap = journal.entriesMap.get(entry.id)!
 
+  const sessionInput = useRef<HTMLInputElement>(null)
+  const [askCode, setAskCode] = useState(false)
+
   const setMode = (mode: 'standalone' | 'in-session') => {
     const sessionId = sessionDraft.trim()
-    if (mode === 'in-session' && !sessionId) return
+    if (mode === 'in-session' && !sessionId) {
+      setAskCode(true)
+      sessionInput.current?.focus()
+      return
+    }
+    setAskCode(false)
     if (mode === 'in-session') localStorage.setItem(SESSION_KEY, sessionId)
     journal.doc.transact(() => {
       entryMap.set('mode', mode)
@@ -162,24 +172,26 @@ function EntryEditor ({ journal, entry, canEdit, name }: { journal: Journal, ent
       <input className='entry-title' aria-label='Entry title' dir='auto' placeholder='Title' value={entry.title}
         disabled={!canEdit} autoFocus={!entry.title && canEdit} onChange={(e) => journal.setTitle(entry.id, e.target.value)} />
       <div className='entry-meta'>
-        <div className='segmented' role='group' aria-label='Mode'>
+        <div className='segmented' role='group' aria-label='Where this was written'>
           <button type='button' aria-pressed={entry.mode === 'standalone'} disabled={!canEdit}
-            onClick={() => setMode('standalone')}>Standalone</button>
-          <button type='button' aria-pressed={entry.mode === 'in-session'} disabled={!canEdit || !sessionDraft.trim()}
-            onClick={() => setMode('in-session')}>In session</button>
+            onClick={() => setMode('standalone')}>On my own</button>
+          <button type='button' aria-pressed={entry.mode === 'in-session'} disabled={!canEdit}
+            onClick={() => setMode('in-session')}>In a session</button>
         </div>
         <label className='session-field'>
-          <span>Session</span>
-          <input aria-label='Session id' placeholder='session id' value={entry.mode === 'in-session' ? entry.session_id ?? '' : sessionDraft}
-            disabled={!canEdit}
+          <span>Session code</span>
+          <input ref={sessionInput} placeholder='from your coach' value={entry.mode === 'in-session' ? entry.session_id ?? '' : sessionDraft}
+            disabled={!canEdit} aria-describedby={askCode ? `${entry.id}-code-hint` : undefined}
             onChange={(e) => {
               setSessionDraft(e.target.value)
+              setAskCode(false)
               if (entry.mode === 'in-session' && e.target.value.trim()) {
                 entryMap.set('session_id', e.target.value.trim())
               }
             }} />
         </label>
         <time className='muted small' dateTime={entry.updated_at}>Edited {formatDate(entry.updated_at, true)}</time>
+        {askCode && <p className='hint-inline' id={`${entry.id}-code-hint`} role='status'>Type the session code your coach gave you, then tap “In a session”.</p>}
       </div>
       {entry.prompt && <p className='prompt' dir='auto'>{entry.prompt}</p>}
       <BodyEditor text={journal.bodyText(entry.id)} disabled={!canEdit}
@@ -302,7 +314,7 @@ export function toMarkdown (title: string, entries: JournalEntry[]): string {
   const lines = [`# ${title || 'Journal'}`, '']
   for (const entry of entries) {
     lines.push(`## ${entry.title || 'Untitled'}`, '')
-    const meta = [entry.created_at, entry.mode === 'in-session' ? `in session ${entry.session_id}` : 'standalone']
+    const meta = [entry.created_at, entry.mode === 'in-session' ? `in a session (${entry.session_id})` : 'on my own']
     lines.push(`_${meta.join(' · ')}_`, '')
     if (entry.prompt) lines.push(`> ${entry.prompt}`, '')
     if (entry.body) lines.push(entry.body, '')

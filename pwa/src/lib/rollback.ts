@@ -1,0 +1,42 @@
+// A viewer's refused edit is rolled back, not left on screen.
+//
+// The server never applies a viewer's update: on /v1/sync it answers `SyncStatus(false)`
+// (docs/protocol.md, "SyncStatus"), and the SDK emits `refused`. The edit stays in the local
+// Y.Doc and in the outbox, though, so the page would keep showing it with "Syncing…" forever
+// (the outbox never empties). A Yjs update cannot be taken out of a Y.Doc, so the replica
+// itself is dropped: its local copy and outbox are erased, the document is closed, and the page
+// is built again on a fresh replica that syncs the server's content (nothing of the viewer's is
+// in it, since nothing of the viewer's was stored). Only read-only documents are rolled back:
+// there the local replica can hold nothing the server would take.
+import { useEffect, useState } from 'react'
+
+import { useApp } from './sync'
+
+export interface Rollback {
+  /** Bumped every time the replica was replaced: key the page on it. */
+  count: number
+  /** Whether to tell the person that their change was not kept. */
+  refused: boolean
+  dismiss: () => void
+}
+
+export function useRefusedRollback (name: string): Rollback {
+  const { client } = useApp()
+  const [count, setCount] = useState(0)
+  const [refused, setRefused] = useState(false)
+  useEffect(() => {
+    const doc = client.open(name)
+    let rolling = false
+    const off = doc.on('refused', () => {
+      if (rolling || !doc.readonly) return
+      rolling = true
+      setRefused(true)
+      doc.clearLocal()
+        .catch((err) => console.warn(`could not erase the refused local copy of ${name}`, err))
+        .then(() => doc.close())
+        .finally(() => setCount((n) => n + 1))
+    })
+    return off
+  }, [client, name, count])
+  return { count, refused, dismiss: () => setRefused(false) }
+}
