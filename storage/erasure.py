@@ -117,10 +117,10 @@ class SqlErasure:
             StoreUnavailable: the database failed, or the document kept changing.
         """
         for _ in range(_ATTEMPTS):
-            plan = await self._plan(key, scrubber, sub)
-            if plan is None:
-                return None
             try:
+                plan = await self._plan(key, scrubber, sub)
+                if plan is None:
+                    return None
                 return await self._commit(key, plan)
             except _Moved:
                 continue

@@ -8,7 +8,6 @@ scope (``storage/row_security.py``) is the tenant's alone.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,16 +28,8 @@ __all__ = ["DocumentRow", "PrincipalData", "scoped"]
 async def scoped(
     store: SqlStore, tenant: str, *, write: bool = False
 ) -> AsyncIterator[AsyncConnection]:
-    """A transaction of the store confined to ``tenant``.
-
-    ``tenants=`` is how ``SqlStore._begin`` names the row-level security scope; a store without
-    that parameter (before tenant isolation) runs the same transaction unscoped.
-    """
-    if "tenants" in inspect.signature(store._begin).parameters:
-        context = store._begin(write=write, tenants=[tenant])  # type: ignore[call-arg]
-    else:
-        context = store._begin(write=write)
-    async with context as conn:
+    """A transaction of the store confined to ``tenant`` (its row-level security scope)."""
+    async with store._begin(write=write, tenants=[tenant]) as conn:
         yield conn
 
 
