@@ -11,8 +11,9 @@ VAPID) in a thread, since its sender blocks, one ``requests`` session per worker
   service drop a push to a phone that is offline at that moment), ``Urgency: high`` for prompts
   and ``normal`` for shares, ``Topic`` per document so a burst collapses into one notification;
 - redirects are never followed (a push service does not redirect; a redirect is how an
-  endpoint that passed the address check would reach an internal one), and the endpoint's
-  address is checked again before every push (DNS may have changed);
+  endpoint that passed the address check would reach an internal one), the endpoint's address
+  is checked again before every push (DNS may have changed), and so is the address each
+  connection reached (``push_transport.py``);
 - 429 and 5xx (and a failed connection) are retried with exponential backoff, or after the
   ``Retry-After`` the service gave, up to ``MAX_ATTEMPTS``; 404 and 410 mean the browser
   dropped the subscription: it is deleted at once; any other answer drops the push.
@@ -46,6 +47,7 @@ from .broker import Broker
 from .presence_lookup import PresenceLookup
 from .push_endpoints import EndpointPolicy, EndpointRefused
 from .push_throttle import PushThrottle
+from .push_transport import push_session, reached_private_address
 from .room import RoomClosed
 from .rooms import Rooms
 from .settings import Settings
@@ -100,20 +102,6 @@ class NotifyCounts:
             "unsubscribed": self.unsubscribed,
             "dropped": self.dropped,
         }
-
-
-class _NoRedirects(requests.Session):
-    """A session that never follows a redirect and ignores proxy settings of the environment
-    (the address check is about where *we* connect)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trust_env = False
-        self.max_redirects = 0
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs["allow_redirects"] = False
-        return super().request(method, url, *args, **kwargs)
 
 
 class PushSender:
@@ -308,12 +296,15 @@ class PushSender:
     # -- sending -------------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        session = _NoRedirects()
+        # Admitted endpoints (the allow-list) may be private; every other one is checked
+        # again on the socket it connected (push_transport.py).
+        sessions = {True: push_session(public_only=False), False: push_session(public_only=True)}
         assert self._queue is not None
         queue = self._queue
         try:
             while True:
                 job = await queue.get()
+                session = sessions[self.policy.admitted(job.subscription.endpoint)]
                 try:
                     if not await self._deliver(job, session):
                         self._finished()
@@ -321,7 +312,8 @@ class PushSender:
                     log.exception("push: sending to %s failed", job.subscription.endpoint[:80])
                     self._finished()
         finally:
-            session.close()
+            for session in sessions.values():
+                session.close()
 
     async def _deliver(self, job: _Job, session: requests.Session) -> bool:
         """Send one job; True when it was scheduled for a retry (still outstanding)."""
@@ -336,6 +328,10 @@ class PushSender:
         try:
             status, retry_after = await asyncio.to_thread(self._post, session, job)
         except requests.RequestException as exc:
+            if reached_private_address(exc):
+                log.warning("push: not sending to subscription %d: %s", sub.id, exc)
+                self.sent.labels("refused_endpoint").inc()
+                return False
             log.info("push: subscription %d: %s", sub.id, type(exc).__name__)
             status, retry_after = None, None
         if status is not None and 200 <= status < 300:

@@ -5,7 +5,8 @@ it would let any user make the daemon reach internal addresses (a metadata servi
 admin port). So an endpoint must be ``https://`` on a public host: no IP literal of a private,
 loopback, link-local, reserved or multicast range, no ``localhost``, and a name that resolves
 only to public addresses. The check runs when a subscription is stored and again before each
-push (a name may be re-pointed at an internal address later: DNS rebinding).
+push (a name may be re-pointed at an internal address later: DNS rebinding), and the address
+each push connection reached is checked on its socket (``push_transport.py``).
 
 ``SYNCD_PUSH_ALLOW_ENDPOINTS`` (comma-separated URL prefixes) admits others, for tests and
 private push services. A prefix is matched by its parts, never as bare text: the endpoint's
@@ -27,7 +28,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-__all__ = ["EndpointPolicy", "EndpointRefused", "check_keys"]
+__all__ = ["EndpointPolicy", "EndpointRefused", "check_keys", "is_public"]
 
 MAX_ENDPOINT_LENGTH = 2048  # the column's size; real endpoints are 150-400 characters
 RESOLVE_SECONDS = 5.0
@@ -115,10 +116,15 @@ class EndpointPolicy:
             _check_public(address, host)
 
 
-def _check_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> None:
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether the daemon may connect to ``address`` for a push: a global unicast address."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
-    if not address.is_global or address.is_multicast:
+    return address.is_global and not address.is_multicast
+
+
+def _check_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> None:
+    if not is_public(address):
         raise EndpointRefused(f"endpoint host {host} is not a public address ({address})")
 
 

@@ -3,6 +3,7 @@ on 127.0.0.1 receives what the daemon sends; the browser keys made here decrypt 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -10,10 +11,12 @@ from dataclasses import replace
 
 import httpx
 import pytest
+import requests
 
 from storage import DocKey, SqlStore
 from storage.push_subscriptions import SqlPushSubscriptions
 from syncd.push_throttle import PushThrottle
+from syncd.push_transport import push_session, reached_private_address
 from syncd.settings import Settings
 from syncd.vapid import load_vapid_key
 from tests.support.cluster import running_cluster
@@ -197,6 +200,37 @@ async def test_429_is_retried_after_retry_after_and_5xx_backs_off(
         await d.daemon.push.idle()
         assert len(await d.daemon.push.subscriptions.of_principals("default", ["bob"])) == 1
         assert len(push_service.received) == 3
+
+
+async def test_redirects_are_never_followed(
+    pushing_daemon: RunningDaemon, push_service: PushServiceStandIn
+) -> None:
+    d = pushing_daemon
+    async with httpx.AsyncClient() as http:
+        await subscribe(http, d, "bob", push_service.endpoint("moved"))
+        elsewhere = push_service.endpoint("elsewhere")
+        push_service.answers["/push/moved"] = [(307, {"Location": elsewhere})]
+        await notify(http, d, principals=["bob"], title="t", body="b", url="/#/")
+        assert (await push_service.next()).path == "/push/moved"
+        await d.daemon.push.idle()
+        assert [r.path for r in push_service.received] == ["/push/moved"]
+        assert len(await d.daemon.push.subscriptions.of_principals("default", ["bob"])) == 1
+
+
+async def test_a_push_connection_reaching_a_private_address_sends_nothing(
+    push_service: PushServiceStandIn,
+) -> None:
+    """The session for endpoints outside the allow-list checks the address it connected to
+    (a name re-pointed at 127.0.0.1 after the check would land here): closed before a byte."""
+    session = push_session(public_only=True)
+    try:
+        url = f"https://127.0.0.1:{push_service.port}/push/rebound"
+        with pytest.raises(requests.ConnectionError) as caught:
+            await asyncio.to_thread(session.post, url, data=b"x", timeout=5)
+        assert reached_private_address(caught.value)
+    finally:
+        session.close()
+    assert push_service.received == []
 
 
 async def test_endpoints_outside_the_allow_list_are_refused_and_never_called(
