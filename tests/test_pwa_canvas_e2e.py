@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -108,7 +109,7 @@ async def users(app, browser) -> AsyncIterator[Any]:
         await page.goto(f"{user.origin}/")
         await page.get_by_label("Your name").fill(name)
         await page.get_by_role("button", name="Continue").click()
-        await expect(page.get_by_role("heading", name="Canvases")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Canvases", exact=True)).to_be_visible()
         return user
 
     yield make
@@ -316,3 +317,247 @@ async def test_remote_edit_while_typing_keeps_the_caret(app, users):
     final = await converge(app, doc, alice, bob)
     assert texts_of(final) == ["Note: Bob was here again"]
     assert await rendered_texts(bob) == ["Note: Bob was here again"]
+
+
+# Every element's box on screen, the stage's, and the overlays' (tool bar, zoom buttons).
+LAYOUT = """() => {
+  const rect = (el) => {
+    const r = el.getBoundingClientRect()
+    return [r.left, r.top, r.right, r.bottom]
+  }
+  const svg = document.querySelector('[data-testid=canvas]')
+  return {
+    stage: rect(svg),
+    elements: [...svg.querySelectorAll('[data-id]')]
+      .map((el) => [el.getAttribute('data-kind'), rect(el)]),
+    toolbar: rect(document.querySelector('.toolbar')),
+    zoom: rect(document.querySelector('.zoom-controls')),
+  }
+}"""
+
+
+def overlaps(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+async def assert_fitted(user: User, count: int, label: str) -> None:
+    """Once the document is synced and drawn, every element is on screen, clear of overlays."""
+    from playwright.async_api import expect
+
+    canvas = user.page.get_by_test_id("canvas")
+    await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await expect(canvas).to_have_attribute("data-elements", str(count), timeout=WAIT_MS)
+    await user.page.evaluate(TWO_FRAMES)
+    layout = await user.page.evaluate(LAYOUT)
+    left, top, right, bottom = layout["stage"]
+    for kind, (x0, y0, x1, y1) in layout["elements"]:
+        inside = x0 >= left - 0.5 and y0 >= top - 0.5 and x1 <= right + 0.5 and y1 <= bottom + 0.5
+        assert inside, f"{label}: a {kind} at {(x0, y0, x1, y1)} is outside {layout}"
+        for overlay in ("toolbar", "zoom"):
+            covered = overlaps([x0, y0, x1, y1], layout[overlay])
+            assert not covered, f"{label}: the {overlay} covers a {kind}"
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+async def test_every_open_fits_the_content(app, users, size):
+    """Acceptance 7 (fit): the Mind map opened six times — three on a fresh device (the content
+    comes from the server), three reloads (it comes from IndexedDB, then the sync) — shows every
+    element inside the stage and clear of the tool bar and zoom buttons, every time."""
+    options = PHONE_OPTIONS if size == "phone" else {"viewport": DESKTOP}
+    owner = await users("alice")
+    doc = await new_canvas(owner, "Mind map")
+    count = len((await server_json(app, doc))["elements"])
+    assert count >= 9  # five ellipses, a label, four connectors
+    await owner.context.close()
+
+    person: User | None = None
+    for i in range(6):
+        if i % 2 == 0:
+            if person is not None:
+                await person.context.close()
+            person = await users("alice", **options)
+            await open_canvas(person, doc)
+        else:
+            assert person is not None
+            await person.page.reload()
+        await assert_fitted(person, count, f"{size} open {i + 1}")
+    assert person is not None
+    await person.page.screenshot(path=artifact(f"canvas-fitted-{size}.png"))
+
+
+def zoom_percent(label: str | None) -> int:
+    match = re.search(r"(\d+)%", label or "")
+    assert match, label
+    return int(match.group(1))
+
+
+async def touch(cdp: Any, kind: str, points: list[tuple[float, float]]) -> None:
+    await cdp.send("Input.dispatchTouchEvent", {
+        "type": kind,
+        "touchPoints": [{"x": x, "y": y, "id": i, "radiusX": 4, "radiusY": 4, "force": 0.5}
+                        for i, (x, y) in enumerate(points)],
+    })
+
+
+async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
+    """Acceptance 6 (canvas): at 390x844 the top bar is one row (Share on it), the tool bar fits
+    the screen with undo, redo and delete visible and the colours one tap away; a finger draws
+    a stroke and two fingers pinch-zoom. Screenshots of each state in artifacts/e2e/."""
+    from playwright.async_api import expect
+
+    alice = await users("alice", **PHONE_OPTIONS)
+    page = alice.page
+    doc = await new_canvas(alice, "Mind map")
+    await assert_fitted(alice, 10, "phone, new Mind map")
+    await page.screenshot(path=artifact("canvas-phone.png"))
+
+    bar = await page.evaluate("""() => {
+      const bar = document.querySelector('.topbar')
+      const kids = [...bar.children].filter((el) => el.getBoundingClientRect().width > 0)
+      const tops = kids.map((el) => el.getBoundingClientRect().top)
+      const bottoms = kids.map((el) => el.getBoundingClientRect().bottom)
+      return { height: bar.getBoundingClientRect().height,
+               rows: Math.max(...bottoms) - Math.min(...tops),
+               width: bar.scrollWidth, client: bar.clientWidth }
+    }""")
+    assert bar["rows"] < 48 and bar["height"] < 64, f"the top bar wraps: {bar}"
+    assert bar["width"] <= bar["client"], f"the top bar overflows: {bar}"
+    await expect(page.get_by_role("button", name="Share")).to_be_in_viewport()
+
+    tools = await page.evaluate("""() => {
+      const bar = document.querySelector('.toolbar')
+      const r = bar.getBoundingClientRect()
+      return { left: r.left, right: r.right, scroll: bar.scrollWidth, client: bar.clientWidth }
+    }""")
+    assert tools["scroll"] <= tools["client"], f"the tool bar scrolls sideways: {tools}"
+    assert tools["left"] >= 0 and tools["right"] <= PHONE["width"], tools
+    for name in ("Undo (Ctrl+Z)", "Redo (Ctrl+Shift+Z)", "Delete selected", "Pen (P)",
+                 "Text (T)", "Cards from the deck"):
+        await expect(page.get_by_role("button", name=name)).to_be_in_viewport(ratio=1)
+
+    # Colours and the other tools: one tap on "more", the panel on screen, a pick closes it.
+    await page.get_by_role("button", name="More tools and colours").click()
+    red = page.get_by_role("button", name="Colour Red")
+    await expect(red).to_be_in_viewport(ratio=1)
+    await expect(page.get_by_role("button", name="Connector (C)")).to_be_in_viewport(ratio=1)
+    await page.screenshot(path=artifact("canvas-phone-tools.png"))
+    await red.tap()
+    await expect(red).to_be_hidden()
+
+    # The top bar's "more": present, exports, history, trash.
+    await page.get_by_role("button", name="More actions").click()
+    await expect(page.get_by_role("button", name="Export PDF")).to_be_in_viewport(ratio=1)
+    await page.screenshot(path=artifact("canvas-phone-more.png"))
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("button", name="Export PDF")).to_be_hidden()
+
+    # A finger draws with the pen (real touch events through CDP, not mouse events).
+    cdp = await alice.context.new_cdp_session(page)
+    await page.get_by_role("button", name="Pen (P)").tap()
+    stage = await page.get_by_test_id("canvas").bounding_box()
+    x0, y0 = stage["x"] + 60, stage["y"] + 120
+    await touch(cdp, "touchStart", [(x0, y0)])
+    for i in range(1, 25):
+        await touch(cdp, "touchMove", [(x0 + i * 8, y0 + 30 * ((i % 6) / 6))])
+    await touch(cdp, "touchEnd", [])
+    await expect(page.locator("[data-kind=stroke]")).to_have_count(1, timeout=WAIT_MS)
+    final = await converge(app, doc, alice)
+    stroke = next(e for e in final["elements"].values() if e["kind"] == "stroke")
+    assert stroke["color"] == "#d1495b" and len(stroke["points"]) >= 30
+
+    # Two fingers moving apart zoom in; the stroke count does not change (no stray strokes).
+    await page.get_by_role("button", name="Select and move (V)").tap()
+    zoom = page.locator(".zoom-level")
+    before = zoom_percent(await zoom.text_content())
+    cx, cy = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2
+    await touch(cdp, "touchStart", [(cx - 30, cy), (cx + 30, cy)])
+    for i in range(1, 11):
+        await touch(cdp, "touchMove", [(cx - 30 - i * 9, cy), (cx + 30 + i * 9, cy)])
+    await touch(cdp, "touchEnd", [])
+    await page.evaluate(TWO_FRAMES)
+    after = zoom_percent(await zoom.text_content())
+    assert after > before * 2, (before, after)
+    await expect(page.locator("[data-kind=stroke]")).to_have_count(1)
+    await page.screenshot(path=artifact("canvas-phone-zoomed.png"))
+
+    # A text box on the phone: typed by tap and keys, the editor on screen.
+    await page.get_by_role("button", name="Fit to content").tap()
+    await page.get_by_role("button", name="Text (T)").tap()
+    await page.touchscreen.tap(stage["x"] + 60, stage["y"] + 80)
+    await expect(page.get_by_label("Edit text")).to_be_focused()
+    await page.keyboard.type("Typed on a phone", delay=10)
+    await page.screenshot(path=artifact("canvas-phone-text.png"))
+    await page.keyboard.press("Escape")
+    final = await converge(app, doc, alice)
+    assert "Typed on a phone" in texts_of(final)
+    await cdp.detach()
+
+
+async def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("""async () => {
+      const { violations } = await axe.run(document, { resultTypes: ['violations'] })
+      return violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                                      nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }))
+    }""")
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+async def test_canvas_page_passes_axe_and_the_keyboard(app, users):
+    """Acceptance 6 (accessibility): axe-core reports no serious or critical violation on the
+    canvas page (desktop, with the deck open; phone, with both "more" panels open); Tab reaches
+    the tools, each focused control shows a visible outline, and Enter on a tool selects it."""
+    from playwright.async_api import expect
+
+    alice = await users("alice")
+    page = alice.page
+    doc = await new_canvas(alice, "Mind map")
+    assert await axe_violations(page) == []
+    await page.get_by_role("button", name="Cards from the deck").click()
+    assert await axe_violations(page) == []
+    await page.get_by_role("button", name="Place card Hope").click()
+    await page.get_by_role("button", name="Close the deck").click()
+
+    # Acceptance 5: the PDF of shapes, connectors, a label and a card is vector, text as text.
+    data = await export(alice, "Export PDF")
+    artifact("canvas-export.pdf").write_bytes(data)
+    text, images = pdf_text(data)
+    assert "Main idea" in text and "Hope" in text, text
+    assert images == 0
+    # Drawn as paths: the five ellipses are filled-and-stroked Bezier outlines ("c", then "B").
+    from pypdf import PdfReader
+
+    content = PdfReader(io.BytesIO(data)).pages[0].get_contents().get_data().decode("latin-1")
+    ops = content.split()
+    assert ops.count("B") >= 5 and ops.count("c") >= 20, ops[:80]
+
+    # Keyboard: from the title, Tab walks the top bar, the zoom buttons and the tools.
+    await page.get_by_label("Canvas title").focus()
+    seen: list[str] = []
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        focused = await page.evaluate("""() => {
+          const el = document.activeElement
+          const style = getComputedStyle(el)
+          return { name: el.getAttribute('aria-label') || el.textContent.trim(),
+                   outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2 }
+        }""")
+        seen.append(focused["name"])
+        assert focused["outline"], f"no visible focus on {focused['name']!r}"
+        if focused["name"] == "Pen (P)":
+            break
+    assert "Share" in seen and "Zoom in" in seen, seen
+    assert seen[-1] == "Pen (P)", seen
+    await page.keyboard.press("Enter")
+    pen = page.get_by_role("button", name="Pen (P)")
+    await expect(pen).to_have_attribute("aria-pressed", "true")
+
+    phone = await users("alice", **PHONE_OPTIONS)
+    await open_canvas(phone, doc)
+    assert await axe_violations(phone.page) == []
+    await phone.page.get_by_role("button", name="More tools and colours").click()
+    assert await axe_violations(phone.page) == []
+    await phone.page.get_by_role("button", name="More actions").click()
+    assert await axe_violations(phone.page) == []

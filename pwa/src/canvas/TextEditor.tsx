@@ -5,6 +5,9 @@ import type * as Y from 'yjs'
 import { bindTextarea } from '../lib/textareaBinding'
 import type { View } from './geometry'
 
+const FONT_PX = 22 // the text element's font size in canvas units (Elements.tsx)
+const MIN_EDITOR_PX = 16
+
 /**
  * A textarea over a text element, editing its Y.Text in place. The textarea is uncontrolled:
  * React never writes its value (a render from the document a frame late would overwrite the
@@ -34,14 +37,17 @@ export function TextEditor ({ canvas, el, view, onDone }: {
     return unbind
   }, [canvas, id])
 
+  // Zoomed far out (a fitted canvas on a phone) the box would be too small to read and a phone
+  // would zoom the page into a field under 16 px: the editor never draws smaller than that.
+  const scale = Math.max(view.scale, MIN_EDITOR_PX / FONT_PX)
   return (
     <textarea ref={ref} className='text-editor' dir='auto' aria-label='Edit text' spellCheck
       style={{
         left: el.x * view.scale + view.tx,
         top: el.y * view.scale + view.ty,
-        width: Math.max(el.w, 160) * view.scale,
-        minHeight: Math.max(el.h, 44) * view.scale,
-        fontSize: 22 * view.scale,
+        width: Math.max(el.w, 160) * scale,
+        minHeight: Math.max(el.h, 44) * scale,
+        fontSize: FONT_PX * scale,
         color: el.color ?? '#1f2933'
       }}
       onBlur={onDone}

@@ -53,12 +53,14 @@ export function CanvasToolbar (props: ToolbarProps) {
     tool, onTool, canEdit, compact, shapeKind, onShapeKind, penWidth, onPenWidth, color, onColor,
     deckOpen, onDeckOpen, canUndo, canRedo, onUndo, onRedo, canDelete, onDelete, rootRef
   } = props
-  const toolButton = ([id, icon, label, key]: (typeof TOOLS)[number], closes = false) => (
-    <button type='button' key={id} className={`tool ${tool === id ? 'active' : ''}`} aria-pressed={tool === id}
+  // In the "more" panel there is room to say what a tool is: the label shows beside the icon.
+  const toolButton = ([id, icon, label, key]: (typeof TOOLS)[number], inPanel = false) => (
+    <button type='button' key={id} className={`tool ${inPanel ? 'labelled' : ''} ${tool === id ? 'active' : ''}`} aria-pressed={tool === id}
       aria-label={`${label} (${key.toUpperCase()})`} title={`${label} (${key.toUpperCase()})`}
-      disabled={!canEdit && id !== 'select' && id !== 'hand'} data-closes={closes || undefined}
+      disabled={!canEdit && id !== 'select' && id !== 'hand'} data-closes={inPanel || undefined}
       onClick={() => onTool(id)}>
       <Icon name={id === 'shape' ? shapeKind : icon} size={22} />
+      {inPanel && <span aria-hidden='true'>{label}</span>}
     </button>
   )
   const deckButton = (

@@ -57,6 +57,11 @@ export async function exportPdf (svg: SVGSVGElement, box: Box, title: string): P
   const [{ jsPDF }, { svg2pdf }] = await Promise.all([import('jspdf'), import('svg2pdf.js')])
   const pdf = new jsPDF({ orientation: box.w > box.h ? 'landscape' : 'portrait', unit: 'pt', format: [box.w, box.h], compress: true })
   pdf.setProperties({ title: title || 'Canvas', creator: 'syncd' })
+  // The PDF's standard fonts come in normal and bold only: an in-between weight (the cards'
+  // 650) would fall back to Times.
+  svg.querySelectorAll('[font-weight]').forEach((node) => {
+    node.setAttribute('font-weight', Number(node.getAttribute('font-weight')) >= 600 ? 'bold' : 'normal')
+  })
   // svg2pdf reads computed geometry and measures text through the DOM: the SVG must be in it.
   svg.style.position = 'fixed'
   svg.style.left = '-100000px'

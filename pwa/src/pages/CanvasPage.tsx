@@ -526,8 +526,8 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
 
         <div className='zoom-controls' role='group' aria-label='Zoom'>
           <button type='button' className='icon-button' aria-label='Zoom in' onClick={() => { stopAutoFit(); setView(zoomAt(view, 1.25, size.w / 2, size.h / 2)) }}><Icon name='plus' /></button>
-          <button type='button' className='zoom-level' aria-label={`Fit to content (zoom ${Math.round(view.scale * 100)}%)`} title='Fit to content'
-            onClick={() => { setFollowing(null); fit() }}>{Math.round(view.scale * 100)}%</button>
+          <button type='button' className='zoom-level' title='Fit to content'
+            onClick={() => { setFollowing(null); fit() }}><span className='sr-only'>Fit to content, zoom </span>{Math.round(view.scale * 100)}%</button>
           <button type='button' className='icon-button' aria-label='Zoom out' onClick={() => { stopAutoFit(); setView(zoomAt(view, 0.8, size.w / 2, size.h / 2)) }}><Icon name='minus' /></button>
         </div>
 
