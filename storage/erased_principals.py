@@ -5,7 +5,9 @@ replica (a phone that comes back online with ``bob/journal``) must not bring the
 back by connecting: the owner of ``bob/…`` may create it, and the tombstone that used to refuse
 the id (its name ``bob/journal``) is gone with the rest. So the tenant keeps one row per erased
 principal: a random salt and ``sha256(salt | tenant | sub)``. Creating a document under an erased
-owner's name is refused (``SqlStore._create`` asks :func:`is_erased`).
+owner's name is refused (``SqlStore._create`` asks :func:`is_erased`), and such a document's
+metadata reads as a purged tombstone (:func:`erased_tombstone`), so every endpoint refuses it
+exactly as it refused the tombstone that is gone (4404, 404; ``PUT`` to re-create it: 409).
 
 Why a salt per row: a table of plain hashes of short ids is a dictionary away from the names;
 with a salt per row, confirming a guess costs one hash per row and guess, and nothing can be
@@ -23,8 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .schema import erased_principals
+from .store import DocKey, DocMeta
 
-__all__ = ["is_erased", "record_erased"]
+__all__ = ["erased_tombstone", "is_erased", "record_erased"]
 
 
 def _digest(salt: str, tenant: str, sub: str) -> str:
@@ -50,4 +53,20 @@ async def record_erased(conn: AsyncConnection, tenant: str, sub: str) -> None:
         erased_principals.insert().values(
             tenant=tenant, digest=_digest(salt, tenant, sub), salt=salt, erased_at=time.time()
         )
+    )
+
+
+def erased_tombstone(key: DocKey) -> DocMeta:
+    """What the store answers for a document of an erased owner: a purged tombstone."""
+    return DocMeta(
+        key=key,
+        mode="private",
+        grants={},
+        seq=0,
+        size_bytes=0,
+        created_at=0.0,
+        updated_at=0.0,
+        deleted=True,
+        deleted_at=0.0,
+        purged=True,
     )

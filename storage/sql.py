@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from crdt.replay import replay
 
 from .deadline import operation_deadline, postgres_connect_args
-from .erased_principals import is_erased
+from .erased_principals import erased_tombstone, is_erased
 from .feed import FeedPage, read_feed_page
 from .history import _stateless, fold_with_versions, store_version_states, versions_to_fold
 from .key_ring import KeyRing
@@ -595,7 +595,10 @@ class SqlStore:
     async def _meta(self, conn: AsyncConnection, key: DocKey) -> DocMeta | None:
         doc = await self._doc_row(conn, key)
         if doc is None:
-            return None
+            # An erased principal's documents answer as purged tombstones, with no row to
+            # carry the name (storage/erased_principals.py).
+            owner = key.name.split("/", 1)[0]
+            return erased_tombstone(key) if await is_erased(conn, key.tenant, owner) else None
         rows = await conn.execute(
             select(grants.c.principal, grants.c.role).where(grants.c.doc_id == doc.id)
         )
