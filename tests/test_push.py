@@ -185,6 +185,9 @@ async def test_a_gone_subscription_is_deleted_and_never_called_again(
         assert counts["unsubscribed"] == 1 and counts["queued"] == 0
         await d.daemon.push.idle()
         assert len(push_service.received) == 1
+        metrics = (await http.get(f"{d.http}/metrics")).text
+        assert 'syncd_push_total{outcome="expired"} 1.0' in metrics
+        assert 'syncd_push_skipped_total{reason="unsubscribed"} 1.0' in metrics
 
 
 async def test_429_is_retried_after_retry_after_and_5xx_backs_off(
