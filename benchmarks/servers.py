@@ -7,7 +7,8 @@
   uvicorn), in memory.
 - `Syncd`: ``syncd serve --host 127.0.0.1 --port PORT --data-dir DIR`` (configurable command),
   durable: its embedded SQLite (``synchronous=FULL``) in a fresh data directory, or
-  ``NORMAL`` (`SyncdNormal`), or a fresh schema of a Postgres database (`SyncdPostgres`, whose
+  ``NORMAL`` (`SyncdNormal`), or sealing every stored update (`SyncdEncrypted`), or a fresh
+  schema of a Postgres database (`SyncdPostgres`, whose
   CPU includes the Postgres backends serving it). The URL carries a token made with
   ``syncd token`` (or signed here with the same secret if that command is missing).
 
@@ -135,6 +136,28 @@ class SyncdNormal(Syncd):
         return env
 
 
+class SyncdEncrypted(Syncd):
+    """`Syncd` with encryption at rest: a fresh master key file in the work directory
+    (``SYNCD_MASTER_KEY_FILE``), so every stored update is sealed (docs/privacy.md)."""
+
+    name = "syncd-encrypted"
+    label = "syncd sealed"
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["SYNCD_MASTER_KEY_FILE"] = str(self.workdir / "master.key")
+        return env
+
+    def prepare(self) -> None:
+        key = self.workdir / "master.key"
+        if not key.exists():
+            import base64
+
+            key.write_text(base64.b64encode(os.urandom(32)).decode())
+            key.chmod(0o600)
+        super().prepare()
+
+
 class SyncdPostgres(Syncd):
     """syncd on a fresh schema of ``postgres_url``, dropped by `cleanup()`.
 
@@ -216,7 +239,7 @@ class SyncdPostgres(Syncd):
 
 
 SERVERS = ["y-websocket", "hocuspocus", "pycrdt-websocket", "syncd", "syncd-normal",
-           "syncd-postgres"]  # fmt: skip
+           "syncd-encrypted", "syncd-postgres"]  # fmt: skip
 
 
 def make_server(name: str, workdir: Path, args: argparse.Namespace) -> ServerProcess:
@@ -230,6 +253,8 @@ def make_server(name: str, workdir: Path, args: argparse.Namespace) -> ServerPro
         return Syncd(workdir, args.syncd_url, args.syncd_cmd)
     if name == "syncd-normal":
         return SyncdNormal(workdir, args.syncd_url, args.syncd_cmd)
+    if name == "syncd-encrypted":
+        return SyncdEncrypted(workdir, args.syncd_url, args.syncd_cmd)
     if name == "syncd-postgres":
         return SyncdPostgres(workdir, args.syncd_url, args.syncd_cmd, args.postgres_url)
     raise SystemExit(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
