@@ -32,7 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pycrdt
@@ -92,16 +92,9 @@ class NotifyCounts:
     throttled: int = 0  # principals skipped: pushed about it within the minute
     unsubscribed: int = 0  # principals with no subscription
     dropped: int = 0  # subscriptions skipped: the queue was full
-    principals: set[str] = field(default_factory=set, repr=False)  # those queued for
 
     def json(self) -> dict[str, int]:
-        return {
-            "queued": self.queued,
-            "present": self.present,
-            "throttled": self.throttled,
-            "unsubscribed": self.unsubscribed,
-            "dropped": self.dropped,
-        }
+        return asdict(self)
 
 
 class PushSender:
@@ -267,9 +260,7 @@ class PushSender:
             queued = sum(self._enqueue(_Job(sub, data, topic, urgency, ttl)) for sub in subs)
             counts.queued += queued
             counts.dropped += len(subs) - queued
-            if queued:
-                counts.principals.add(principal)
-            else:
+            if not queued:
                 self.throttle.forget(throttle_key)
         for reason in ("present", "throttled", "unsubscribed", "dropped"):
             if getattr(counts, reason):
