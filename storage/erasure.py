@@ -13,8 +13,8 @@ The daemon's part (``syncd/erasure.py``) purges the principal's own documents th
 - the feed sees the rewrite as a ``reset``: the snapshot gets a fresh feed position and the
   document's ``pruned_pos`` moves to it, so a subscriber whose cursor is older receives the
   rewritten state instead of the old rows, which are gone.
-- :meth:`SqlErasure.forget_records`: grants held, consents, push subscriptions, and the name in
-  audit records and version attribution.
+- :meth:`SqlErasure.forget_records` (``storage/erased_records.py``): grants held, consents,
+  push subscriptions, and the name in audit records and version attribution.
 - :meth:`SqlErasure.drop_tombstones`: the bare tombstone rows of the purged documents carry the
   name ``bob/…``; they are deleted, and :mod:`storage.erased_principals` (a salted hash) refuses
   the ids instead.
@@ -29,7 +29,6 @@ them as compaction does (``storage/sealed_rows.py``) when encryption at rest is 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -37,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,16 +44,13 @@ from crdt.replay import replay
 from crdt.scrub import ERASED, Scrubber, scrub
 
 from .erased_principals import record_erased
+from .erased_records import forget_records
 from .history import SqlHistory
 from .principal_data import scoped
 from .schema import (
-    audit,
-    consents,
     documents,
     feed_position,
-    grants,
     new_epoch,
-    push_subscriptions,
     quarantine,
     snapshots,
     updates,
@@ -246,40 +242,9 @@ class SqlErasure:
 
     async def forget_records(self, tenant: str, sub: str, scrubber: Scrubber) -> dict[str, int]:
         """Remove ``sub``'s grants, consents and push subscriptions; take their name out of
-        audit records and version attribution. Returns counts by kind."""
+        audit records and version attribution (``storage/erased_records.py``)."""
         async with scoped(self.store, tenant, write=True) as conn:
-            in_tenant = select(documents.c.id).where(documents.c.tenant == tenant)
-            counts = {
-                "grants": (
-                    await conn.execute(
-                        delete(grants).where(
-                            grants.c.principal == sub, grants.c.doc_id.in_(in_tenant)
-                        )
-                    )
-                ).rowcount,
-                "consents": (
-                    await conn.execute(
-                        delete(consents).where(
-                            consents.c.tenant == tenant, consents.c.principal == sub
-                        )
-                    )
-                ).rowcount,
-                "push_subscriptions": (
-                    await conn.execute(
-                        delete(push_subscriptions).where(
-                            push_subscriptions.c.tenant == tenant,
-                            push_subscriptions.c.principal == sub,
-                        )
-                    )
-                ).rowcount,
-            }
-            await conn.execute(
-                sa_update(versions)
-                .where(versions.c.created_by == sub, versions.c.doc_id.in_(in_tenant))
-                .values(created_by=ERASED)
-            )
-            counts["audit_records"] = await _scrub_audit(conn, tenant, sub, scrubber)
-        return counts
+            return await forget_records(conn, tenant, sub, scrubber)
 
     async def drop_tombstones(self, tenant: str, sub: str, names: list[str]) -> int:
         """Delete the rows of ``sub``'s purged documents (bare tombstones: no content left)."""
@@ -354,62 +319,6 @@ async def write_rewritten_lineage(
                 created_by=created_by,
             )
         )
-
-
-async def _scrub_audit(conn: AsyncConnection, tenant: str, sub: str, scrubber: Scrubber) -> int:
-    """Audit rows naming the principal keep their shape, without the name: the principal left
-    out of ``principals``, their documents (and any mention) replaced by :data:`ERASED`."""
-    needles = sorted(scrubber.identities)
-    # A coarse filter (LIKE may match more, e.g. "_" is a wildcard); the rows are checked below.
-    mentions = [
-        column.contains(needle)
-        for needle in needles
-        for column in (audit.c.service, audit.c.principals, audit.c.documents)
-    ]
-    rows = (
-        await conn.execute(
-            select(audit.c.id, audit.c.service, audit.c.principals, audit.c.documents).where(
-                audit.c.tenant == tenant, or_(*mentions)
-            )
-        )
-    ).all()
-    changed = 0
-    for row in rows:
-        service = ERASED if row.service in scrubber.identities else row.service
-        principals = _scrub_list(row.principals, scrubber, drop=True, sub=sub)
-        docs = _scrub_list(row.documents, scrubber, drop=False, sub=sub)
-        if (service, principals, docs) == (row.service, row.principals, row.documents):
-            continue
-        await conn.execute(
-            sa_update(audit)
-            .where(audit.c.id == row.id)
-            .values(service=service, principals=principals, documents=docs)
-        )
-        changed += 1
-    return changed
-
-
-def _scrub_list(raw: str, scrubber: Scrubber, *, drop: bool, sub: str) -> str:
-    """A JSON list of names without the principal: dropped (``drop``) or, for document names
-    under their name, replaced; anything else that mentions them scrubbed."""
-    try:
-        items = json.loads(raw)
-    except ValueError:
-        items = None
-    if not isinstance(items, list):
-        return scrubber.string(raw.replace(sub, ERASED)) if scrubber.mentions(raw.encode()) else raw
-    out: list[object] = []
-    for item in items:
-        if not isinstance(item, str):
-            out.append(item)
-        elif item in scrubber.identities:
-            if not drop:
-                out.append(ERASED)
-        elif item.startswith(sub + "/"):
-            out.append(ERASED)
-        else:
-            out.append(scrubber.string(item))
-    return json.dumps(out, separators=(",", ":")) if out != items else raw
 
 
 def _vacuum_sqlite(path: str, timeout: float) -> None:
