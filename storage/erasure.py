@@ -265,16 +265,20 @@ class SqlErasure:
 
     # -- the files -----------------------------------------------------------------------------
 
-    async def wipe_files(self) -> None:
+    async def wipe_files(self) -> bool | None:
         """SQLite: rebuild the database file and empty the WAL, so that no deleted byte stays in
-        the files. Postgres: nothing here (see docs/privacy.md: dead tuples)."""
+        the files; ``False`` if SQLite could not do it now (busy: an erasure run again does it).
+        Postgres: nothing here, ``None`` (see docs/privacy.md: dead tuples)."""
         if self.store.dialect != "sqlite":
-            return
+            return None
         path = self.store.url.split(":///", 1)[1] if ":///" in self.store.url else ""
         if not path or path == ":memory:":
-            return
-        timeout = self.store.timeout
-        await asyncio.to_thread(_vacuum_sqlite, path, timeout)
+            return None
+        try:
+            return await asyncio.to_thread(_vacuum_sqlite, path, self.store.timeout)
+        except sqlite3.Error as exc:  # locked past the store's deadline
+            log.warning("erasure: could not rebuild the SQLite file now: %s", exc)
+            return False
 
 
 def _scrubbed_current(loaded: LoadedDoc, scrubber: Scrubber) -> bytes:
@@ -321,7 +325,7 @@ async def write_rewritten_lineage(
         )
 
 
-def _vacuum_sqlite(path: str, timeout: float) -> None:
+def _vacuum_sqlite(path: str, timeout: float) -> bool:
     # A connection of its own: VACUUM cannot run inside a transaction, and the store's
     # connections begin one for every statement (storage/sql.py).
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
@@ -331,5 +335,6 @@ def _vacuum_sqlite(path: str, timeout: float) -> None:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
             log.warning("erasure: the WAL could not be emptied now (a reader held it)")
+        return not busy
     finally:
         conn.close()

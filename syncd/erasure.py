@@ -85,7 +85,7 @@ async def erase_principal(
             _reload_everywhere(daemon, key)
 
     counts = await erasure.forget_records(tenant, sub, scrubber)
-    await erasure.wipe_files()
+    wiped = await erasure.wipe_files()
     log.info(
         "erased a principal of tenant %s: %d own documents purged, %d documents rewritten",
         tenant,
@@ -101,6 +101,8 @@ async def erase_principal(
         "consents_removed": counts["consents"],
         "push_subscriptions_removed": counts["push_subscriptions"],
         "audit_records_rewritten": counts["audit_records"],
+        # SQLite: whether the file was rebuilt and the WAL emptied (None on Postgres).
+        "files_wiped": wiped,
     }
 
 
