@@ -14,9 +14,13 @@
   commits within the store deadline, so after ``settle_seconds`` a last pass finds what they
   wrote meanwhile; once a pass finds nothing left, the retired keys are destroyed.
 - :func:`shred_tenant`: the tenant's data keys are destroyed; its rows stay, unreadable, and
-  every read of the tenant is refused. The key bytes are also scrubbed from SQLite's file and
-  WAL (``secure_delete``, checkpoint) and Postgres's table (``VACUUM FULL``); backups and WAL
-  archives keep what they kept (docs/privacy.md).
+  every read of the tenant is refused.
+
+After a rotation or a shred, what the database freed is scrubbed: on SQLite the file is rebuilt
+(``VACUUM`` with ``secure_delete``, then the WAL truncated), which also removes the old copies
+of rows a rotation re-sealed; on Postgres ``VACUUM FULL syncd_data_keys`` (the destroyed keys;
+old row versions of the document tables are left to autovacuum). Backups and WAL archives keep
+what they kept (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -192,6 +196,9 @@ async def rotate_tenant(
         rotation.retired = tuple(sorted(retired))
     if rotation.retired:
         report(f"retired (destroyed) generations {', '.join(map(str, rotation.retired))}")
+    # Old copies of what was re-sealed (plaintext rows among them) and of the destroyed keys
+    # stay in free pages and the WAL until the file is rebuilt.
+    await _scrub_freed_bytes(store)
     return rotation
 
 
