@@ -9,8 +9,11 @@ import { loadSession, saveSession, tokenProvider } from './auth'
 
 const token = tokenProvider(loadSession, saveSession)
 const base = () => window.location.pathname.replace(/[^/]*$/, '')
-// The endpoint the daemon holds for this browser (so a changed one is posted again on start).
-const POSTED = 'syncd.push.endpoint'
+// Who the daemon holds this browser's endpoint for ("principal endpoint"), so that a changed
+// endpoint, or another person signed in on this browser, is posted again on start: the
+// notifications then follow whoever uses the device (the daemon moves the endpoint to them).
+const POSTED = 'syncd.push.posted'
+const postedKey = (endpoint: string) => `${loadSession()?.name ?? ''} ${endpoint}`
 // Where the service worker finds a token for `pushsubscriptionchange` (it has no localStorage).
 const SW_STORE = 'syncd-push'
 const SW_TOKEN = './push-token'
@@ -67,7 +70,7 @@ async function post (subscription: PushSubscription): Promise<void> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(subscription.toJSON())
   })
-  localStorage.setItem(POSTED, subscription.endpoint)
+  localStorage.setItem(POSTED, postedKey(subscription.endpoint))
   await shareTokenWithWorker().catch(() => {})
 }
 
@@ -119,13 +122,13 @@ export async function disablePush (): Promise<void> {
 }
 
 /** On start: if the browser's subscription changed while the app was closed (the service
- * worker could not post it, e.g. its token had expired), post the new one. */
+ * worker could not post it, e.g. its token had expired), or someone else signed in, post it. */
 export async function resyncPush (): Promise<void> {
   if (!pushSupported() || Notification.permission !== 'granted') return
   const found = await navigator.serviceWorker.getRegistration()
   const subscription = found ? await found.pushManager.getSubscription() : null
   if (!subscription) return
-  if (localStorage.getItem(POSTED) !== subscription.endpoint) await post(subscription)
+  if (localStorage.getItem(POSTED) !== postedKey(subscription.endpoint)) await post(subscription)
   else await shareTokenWithWorker()
 }
 
