@@ -160,3 +160,18 @@ async def test_export_of_a_principal_with_nothing_is_an_empty_valid_zip(daemon: 
     manifest = json.loads(archive.read("manifest.json"))
     assert manifest["documents"] == [] and manifest["activity"] == {"documents": 0, "entries": 0}
     assert json.loads(archive.read("activity.json")) == {"principal": "nobody", "entries": []}
+
+
+async def test_a_document_of_no_known_schema_is_exported_as_its_roots(daemon: RunningDaemon):
+    doc = pycrdt.Doc()
+    doc.get("settings", type=pycrdt.Map)["theme"] = "dark"
+    doc.get("scratch", type=pycrdt.Text).insert(0, "free text")
+    async with httpx.AsyncClient(base_url=daemon.http) as http:
+        await post(http, daemon, "dana/misc", "dana", doc.get_update())
+        r = await http.get("/v1/principals/dana/export", headers=auth(daemon, "dana"))
+    assert r.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert json.loads(archive.read("documents/misc.json")) == {
+        "schema": None,
+        "roots": {"scratch": "free text", "settings": {"theme": "dark"}},
+    }
