@@ -132,8 +132,9 @@ async def server_get(app: RunningDaemon, path: str, sub: str, **kw: Any) -> http
 
 
 async def server_json(app: RunningDaemon, doc: str) -> dict[str, Any]:
-    r = await server_get(app, f"/v1/docs/{doc}/state", doc.split("/")[0],
-                         headers={"accept": "application/json"})
+    r = await server_get(
+        app, f"/v1/docs/{doc}/state", doc.split("/")[0], headers={"accept": "application/json"}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -283,3 +284,268 @@ async def test_rename_and_delete_from_home(app, users):
     assert (await server_get(app, f"/v1/docs/{doc}", "alice")).status_code == 404
     trash = (await server_get(app, "/v1/trash", "alice")).json()["trash"]
     assert [t["id"] for t in trash] == [doc]
+
+
+async def test_journal_status_in_plain_words(app, users):
+    """Issue 13: offline, one short entry reads "Saved on this device · will sync when online"
+    (no keystroke count); the entry's mode reads "On my own" / "In a session"."""
+    from playwright.async_api import expect
+
+    alice = await users("alice")
+    page = alice.page
+    await page.get_by_role("link", name="My journal").click()
+    await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+
+    await alice.offline()
+    await expect(alice.status()).to_have_attribute("data-status", "offline", timeout=WAIT_MS)
+    await page.get_by_role("button", name="New entry").click()
+    await page.get_by_label("Entry title").fill("Tuesday")
+    await page.get_by_label("Entry text").press_sequentially("Short walk, long thoughts.")
+    assert int(await alice.status().get_attribute("data-pending")) > 5  # one per keystroke
+    await expect(alice.status()).to_contain_text("Saved on this device")
+    await expect(alice.status()).to_have_attribute(
+        "title", "Saved on this device — will sync when online"
+    )
+    await expect(alice.status()).not_to_contain_text("change")
+
+    group = page.get_by_role("group", name="Where this was written")
+    await expect(group.get_by_role("button", name="On my own")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await group.get_by_role("button", name="In a session").click()
+    await expect(
+        page.get_by_role("status").filter(has_text="Type the session code")
+    ).to_be_visible()
+    await expect(page.get_by_label("Session code")).to_be_focused()
+    await page.get_by_label("Session code").fill("s-42")
+    await group.get_by_role("button", name="In a session").click()
+    await expect(group.get_by_role("button", name="In a session")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await expect(page.locator(".entry-item .badge")).to_have_text("In a session · s-42")
+
+    await alice.online()
+    await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await expect(alice.status()).to_contain_text("Saved")
+    entries = (await server_json(app, "alice/journal"))["entries"]
+    (entry,) = entries.values()
+    assert entry["title"] == "Tuesday" and entry["body"] == "Short walk, long thoughts."
+    assert entry["mode"] == "in-session" and entry["session_id"] == "s-42"
+
+
+async def test_a_viewers_forced_edit_is_rolled_back(app, users):
+    """Issue 13: bob, a viewer, forces a write from the console; the server refuses it, his page
+    drops it (the entry disappears), tells him, and the status returns to Saved."""
+    from playwright.async_api import expect
+
+    alice = await users("alice")
+    await alice.page.get_by_role("link", name="My journal").click()
+    await alice.page.get_by_role("button", name="New entry").click()
+    await alice.page.get_by_label("Entry title").fill("Alice's entry")
+    await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await share(app, "alice/journal", {"bob": "viewer"})
+
+    bob = await users("bob", **PHONE_OPTIONS)
+    page = bob.page
+    await page.goto(f"{bob.origin}/#/journal/alice/journal")
+    await expect(bob.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await expect(page.locator(".entry-item")).to_have_count(1)
+
+    await page.evaluate(
+        """() => window.syncd.client.documents.get('alice/journal').journal()
+                 .createEntry('Forced by bob', 'not allowed')"""
+    )
+    await expect(page.get_by_test_id("refused-notice")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.locator(".entry-item", has_text="Forced by bob")).to_have_count(0)
+    await expect(bob.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await expect(page.locator(".entry-item", has_text="Alice's entry")).to_have_count(1)
+    await page.screenshot(path=artifact("journal-viewer-refused-phone.png"))
+    await page.get_by_role("button", name="OK").click()
+    await expect(page.get_by_test_id("refused-notice")).to_have_count(0)
+
+    # Still live for alice's edits, and the server holds nothing of bob's.
+    await alice.page.get_by_role("button", name="New entry").click()
+    await alice.page.get_by_label("Entry title").fill("Second")
+    await expect(page.locator(".entry-item", has_text="Second")).to_have_count(1, timeout=WAIT_MS)
+    titles = {e["title"] for e in (await server_json(app, "alice/journal"))["entries"].values()}
+    assert titles == {"Alice's entry", "Second"}
+    # After a reload the refused entry does not come back from the device's storage either.
+    await page.reload()
+    await expect(bob.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await expect(page.locator(".entry-item")).to_have_count(2)
+
+
+async def test_privacy_page_consent_and_export(app, users):
+    """Issue 12: the participant sees and changes their analytics consent (the server's answer
+    follows) and downloads their data export (a zip holding their journal)."""
+    from playwright.async_api import expect
+
+    alice = await users("alice", **PHONE_OPTIONS)
+    page = alice.page
+    await page.get_by_role("link", name="My journal").click()
+    await page.get_by_role("button", name="New entry").click()
+    await page.get_by_label("Entry title").fill("Exported entry")
+    await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await go_home(alice)
+
+    await page.get_by_role("link", name="Privacy", exact=True).click()
+    await expect(page.get_by_role("heading", name="Privacy", level=1)).to_be_visible()
+    switch = page.get_by_role("switch", name="Analytics of my activity")
+    await expect(switch).not_to_be_checked(timeout=WAIT_MS)
+    consent = await server_get(app, "/v1/principals/alice/consent", "alice")
+    assert consent.status_code == 200, consent.text
+    assert consent.json().get("analytics") is not True
+
+    state = page.locator(".consent-state")
+    await switch.check()
+    await expect(state).to_have_text("Allowed · saved", timeout=WAIT_MS)
+    assert (await server_get(app, "/v1/principals/alice/consent", "alice")).json()["analytics"]
+    await page.reload()
+    await expect(switch).to_be_checked(timeout=WAIT_MS)
+    await expect(state).to_have_text("Allowed")
+    await switch.uncheck()
+    await expect(state).to_have_text("Not allowed · saved", timeout=WAIT_MS)
+    consent = await server_get(app, "/v1/principals/alice/consent", "alice")
+    assert consent.json()["analytics"] is False
+
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="Download my data").click()
+    download = await info.value
+    assert download.suggested_filename == "alice-data-export.zip"
+    path = await download.path()
+    assert path is not None
+    data = await anyio.Path(path).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        contents = b"".join(archive.read(name) for name in archive.namelist())
+    assert b"Exported entry" in contents
+    await expect(page.get_by_role("status").filter(has_text="Downloaded")).to_be_visible()
+    await no_horizontal_scroll(page)
+    await assert_accessible(page, "the privacy page")
+    await page.screenshot(path=artifact("privacy-phone.png"), full_page=True)
+
+
+# Every focusable control of the page that is visible, and whether the one focused now shows it.
+FOCUSABLES = """() => [...document.querySelectorAll(
+    'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), '
+    + 'textarea:not([disabled]), [tabindex]:not([tabindex="-1"])')]
+  .filter((el) => el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden'
+    && !el.closest('dialog:not([open])'))
+  .map((el) => el.outerHTML.slice(0, 120))"""
+FOCUSED = """() => {
+  const el = document.activeElement
+  if (!el || el === document.body) return null
+  const style = getComputedStyle(el)
+  const outlined = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2
+  return { html: el.outerHTML.slice(0, 120), visible: outlined || style.boxShadow !== 'none' }
+}"""
+
+
+async def tab_through(page: Any) -> None:
+    """Tab from the top of the page: every control is reached, each with a visible focus."""
+    expected = set(await page.evaluate(FOCUSABLES))
+    reached: set[str] = set()
+    await page.evaluate("document.activeElement?.blur()")
+    for _ in range(len(expected) + 5):
+        await page.keyboard.press("Tab")
+        focused = await page.evaluate(FOCUSED)
+        if focused is None:
+            continue
+        assert focused["visible"], f"no visible focus on {focused['html']}"
+        reached.add(focused["html"])
+    missing = expected - reached
+    assert not missing, f"not reachable with Tab: {sorted(missing)}"
+
+
+async def test_keyboard_and_axe_on_home_journal_sharing_privacy(app, users):
+    """Issue 13: every control on Home, the journal, the sharing dialog and the privacy page is
+    reached with Tab and shows its focus; axe-core finds no serious or critical violation."""
+    from playwright.async_api import expect
+
+    alice = await users("alice")
+    page = alice.page
+    await new_canvas(alice, "Mind map")
+    await go_home(alice)
+    await share(app, "alice/journal", {"bob": "editor"})
+    bob = await users("bob")
+    await expect(bob.page.locator(".shared-section .doc-card")).to_have_count(1, timeout=WAIT_MS)
+    await tab_through(bob.page)
+    await assert_accessible(bob.page, "Home (bob, with a shared journal)")
+    await tab_through(page)
+    await assert_accessible(page, "Home")
+
+    await page.get_by_role("link", name="My journal").click()
+    await page.get_by_role("button", name="New entry").click()
+    await page.get_by_label("Entry title").fill("Accessible")
+    await page.get_by_label("Entry text").fill("Every control reachable.")
+    await page.get_by_label("Add a tag").fill("a11y")
+    await page.get_by_label("Add a tag").press("Enter")
+    await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await tab_through(page)
+    await assert_accessible(page, "the journal")
+
+    await page.get_by_role("button", name="Share").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog.get_by_text("bob", exact=True)).to_be_visible(timeout=WAIT_MS)
+    await assert_accessible(page, "the sharing dialog", "dialog[open]")
+    # The modal keeps Tab inside: every control of the dialog is reached.
+    for _ in range(3):
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("!!document.activeElement.closest('dialog[open]')")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_have_count(0)
+
+    await go_home(alice)
+    await page.get_by_role("link", name="Privacy").first.click()
+    await expect(page.get_by_role("switch", name="Analytics of my activity")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    await tab_through(page)
+    await assert_accessible(page, "the privacy page")
+
+
+async def test_phone_screens_home_journal_sharing(app, users):
+    """Issue 13: at 390 by 844 every page of the shell fits (no sideways scroll) and its screenshot
+    is in artifacts/e2e/: Home, the journal's list and editor, the sharing dialog."""
+    from playwright.async_api import expect
+
+    alice = await users("alice", **PHONE_OPTIONS)
+    page = alice.page
+    await new_canvas(alice, "Mind map")
+    await go_home(alice)
+    await page.get_by_role("button", name="New journal").click()
+    await expect(page.get_by_label("Journal title")).to_have_value("New journal", timeout=WAIT_MS)
+    await go_home(alice)
+    await share(app, "carol/canvas-1", {"alice": "editor"})
+    await page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    await expect(page.locator(".shared-section .doc-card")).to_have_count(1, timeout=WAIT_MS)
+    await no_horizontal_scroll(page)
+    await page.screenshot(path=artifact("home-phone.png"), full_page=True)
+
+    await page.get_by_role("link", name="My journal").click()
+    for title, body in (
+        ("Monday", "Rain on the window."),
+        ("Tuesday", "A long walk by the river."),
+    ):
+        await page.get_by_role("button", name="New entry").click()
+        await page.get_by_label("Entry title").fill(title)
+        await page.get_by_label("Entry text").fill(body)
+        await page.get_by_role("link", name="All entries").click()
+    await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await no_horizontal_scroll(page)
+    await page.screenshot(path=artifact("journal-list-phone.png"))
+    await page.locator(".entry-item", has_text="Tuesday").click()
+    await page.get_by_label("Entry text").click()
+    await no_horizontal_scroll(page)
+    # The editor's top bar and title stay in view with the text field focused.
+    box = await page.get_by_label("Entry text").bounding_box()
+    assert box is not None and box["y"] < PHONE["height"] / 2
+    await page.screenshot(path=artifact("journal-phone.png"))
+
+    await page.get_by_role("button", name="Share").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_placeholder("Add a person by name").fill("bob")
+    await dialog.get_by_role("button", name="Add").click()
+    await expect(dialog.get_by_text("bob", exact=True)).to_be_visible()
+    dialog_box = await dialog.bounding_box()
+    assert dialog_box is not None and dialog_box["width"] <= PHONE["width"]
+    await page.screenshot(path=artifact("sharing-phone.png"))

@@ -1,9 +1,9 @@
 // A viewer's refused edit is rolled back, not left on screen.
 //
 // The server never applies a viewer's update: on /v1/sync it answers `SyncStatus(false)`
-// (docs/protocol.md, "SyncStatus"), and the SDK emits `refused`. The edit stays in the local
-// Y.Doc and in the outbox, though, so the page would keep showing it with "Syncing…" forever
-// (the outbox never empties). A Yjs update cannot be taken out of a Y.Doc, so the replica
+// (docs/protocol.md, "SyncStatus"), and the SDK emits `refused`; while the scope is read-only
+// the SDK does not even send live edits. Either way the edit stays in the local Y.Doc and in the
+// outbox, so the page would keep showing it with "Syncing…" forever (the outbox never empties). A Yjs update cannot be taken out of a Y.Doc, so the replica
 // itself is dropped: its local copy and outbox are erased, the document is closed, and the page
 // is built again on a fresh replica that syncs the server's content (nothing of the viewer's is
 // in it, since nothing of the viewer's was stored). Only read-only documents are rolled back:
@@ -27,16 +27,20 @@ export function useRefusedRollback (name: string): Rollback {
   useEffect(() => {
     const doc = client.open(name)
     let rolling = false
-    const off = doc.on('refused', () => {
-      if (rolling || !doc.readonly) return
+    // A local edit on a read-only document, an edit refused by the server, or a downgrade to
+    // viewer while edits were waiting: what the outbox holds will never be stored.
+    const check = () => {
+      if (rolling || !doc.readonly || doc.pending === 0) return
       rolling = true
       setRefused(true)
       doc.clearLocal()
         .catch((err) => console.warn(`could not erase the refused local copy of ${name}`, err))
         .then(() => doc.close())
         .finally(() => setCount((n) => n + 1))
-    })
-    return off
+    }
+    const offs = [doc.on('change', check), doc.on('refused', check), doc.on('scope', check)]
+    check()
+    return () => offs.forEach((off) => off())
   }, [client, name, count])
   return { count, refused, dismiss: () => setRefused(false) }
 }

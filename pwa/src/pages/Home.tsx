@@ -182,6 +182,9 @@ export function Home ({ library, onSignOut }: { library: SyncedDocument, onSignO
         </section>
 
         <TrashList remembered={trashed} library={library} />
+        <p className='home-footer muted'>
+          <a href={href({ page: 'privacy' })}>Privacy and your data</a>: what you allow, and a copy of everything you wrote.
+        </p>
       </main>
 
       <Dialog open={picking} onClose={() => setPicking(false)} title='New canvas' wide>

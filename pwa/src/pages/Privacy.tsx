@@ -48,14 +48,18 @@ export function Privacy () {
   }, [me, round])
 
   const change = async (purpose: string, granted: boolean) => {
+    const before = load.state === 'ready' ? load.consents : {}
+    // Shown at once (a switch that does not move when tapped looks broken), undone if refused.
+    setLoad({ state: 'ready', consents: { ...before, [purpose]: granted } })
     setSaving(purpose)
     setSaved(null)
     setSaveError(null)
     try {
       const consents = await putConsent(me, { [purpose]: granted })
-      setLoad({ state: 'ready', consents: { ...(load.state === 'ready' ? load.consents : {}), ...consents } })
+      setLoad({ state: 'ready', consents: { ...before, ...consents } })
       setSaved(purpose)
     } catch (err) {
+      setLoad({ state: 'ready', consents: before })
       setSaveError(explain(err, 'Saving your choice'))
     } finally {
       setSaving(null)
@@ -114,7 +118,7 @@ export function Privacy () {
                       {info.detail && <span id={`${id}-detail`} className='muted'>{info.detail}</span>}
                     </label>
                     <span className='consent-state' aria-live='polite'>
-                      {saving === purpose ? 'Saving…' : saved === purpose ? 'Saved' : consents[purpose] ? 'Allowed' : 'Not allowed'}
+                      {consents[purpose] ? 'Allowed' : 'Not allowed'}{saving === purpose ? ' · saving…' : saved === purpose ? ' · saved' : ''}
                     </span>
                   </li>
                 )
