@@ -154,11 +154,23 @@ class SqlErasure:
                     .where(versions.c.doc_id == doc_id, versions.c.created_by == sub)
                 )
             ).scalar_one()
+            with_state = list(
+                (
+                    await conn.execute(
+                        select(versions.c.id).where(
+                            versions.c.doc_id == doc_id, versions.c.state.is_not(None)
+                        )
+                    )
+                ).scalars()
+            )
         found = await self.history.versions(key) if live else None
-        # A version's state is within the snapshot's and the log's content (all keep deleted
-        # items), so only a version's name could still mention the identity.
         named = any(scrubber.mentions(v.name.encode()) for v in found or [])
-        if not mentioned and not authored and not named:
+        # A version without a state of its own is rebuilt from the snapshot and log just
+        # searched; one with a state may hold content that an earlier rewrite (another
+        # principal's erasure) took out of the snapshot.
+        if not (mentioned or authored or named) and not await self._mentioned_in_versions(
+            key, with_state if live else [], scrubber
+        ):
             return None
         state = await asyncio.to_thread(_scrubbed_current, loaded, scrubber)
         rewritten: dict[int, tuple[bytes, str, str]] | None = None
@@ -172,6 +184,13 @@ class SqlErasure:
                 author = ERASED if version.created_by in scrubber.identities else version.created_by
                 rewritten[version.id] = (new, scrubber.string(version.name), author)
         return _Plan(loaded, live, state, rewritten)
+
+    async def _mentioned_in_versions(self, key: DocKey, ids: list[int], scrubber: Scrubber) -> bool:
+        for vid in ids:
+            state = await self.history.version_state(key, vid)
+            if state is not None and scrubber.mentions(state):
+                return True
+        return False
 
     async def _commit(self, key: DocKey, plan: _Plan) -> Rewritten | None:
         # Encryption at rest: the tenant's data key exists before the transaction that seals.

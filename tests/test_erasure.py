@@ -378,3 +378,38 @@ async def test_a_rewritten_document_is_sealed_when_encryption_at_rest_is_on(
         assert stored and all(is_sealed(s) for s in stored)
     finally:
         await daemon.stop()
+
+
+async def test_an_identity_left_only_in_a_version_by_an_earlier_erasure_is_found(
+    daemon: RunningDaemon,
+):
+    """Erasing carol rewrites alice's canvas: its snapshot holds only current content, but a
+    version keeps (scrubbed of carol) what the canvas was then, bob's key included. Erasing bob
+    afterwards must find him there."""
+    admin = auth(daemon, "root", role="admin")
+    async with httpx.AsyncClient(base_url=daemon.http, timeout=TIMEOUT) as http:
+        alice = CanvasWriter(http, daemon, "alice/twice", "alice")
+        await alice.edit(lambda c: c.init("Twice"))
+        await alice.edit(lambda c: c.doc.get("votes", type=pycrdt.Map).update({BOB: 1, "carol": 2}))
+        r = await http.post(
+            "/v1/docs/alice/twice/versions", json={"name": "v1"}, headers=alice.auth
+        )
+        assert r.status_code == 201
+        await alice.edit(lambda c: c.doc.get("votes", type=pycrdt.Map).pop(BOB))
+        r = await http.delete("/v1/principals/carol", headers=admin)
+        assert r.status_code == 200 and r.json()["documents_rewritten"] == ["alice/twice"]
+        current = await http.get("/v1/docs/alice/twice/state", headers=alice.auth)
+        assert BOB.encode() not in current.content
+        assert await found_in_database(daemon.settings.effective_database_url, (BOB,))
+        r = await http.delete(f"/v1/principals/{BOB}", headers=admin)
+        assert r.status_code == 200 and r.json()["documents_rewritten"] == ["alice/twice"]
+        [version] = (await http.get("/v1/docs/alice/twice/versions", headers=alice.auth)).json()[
+            "versions"
+        ]
+        state = await http.get(
+            f"/v1/docs/alice/twice/versions/{version['id']}/state", headers=alice.auth
+        )
+        then = pycrdt.Doc()
+        then.apply_update(state.content)
+        assert then.get("votes", type=pycrdt.Map).to_py() == {}  # bob's key, carol's: gone
+    assert await found_in_database(daemon.settings.effective_database_url, (BOB, "carol")) == []
