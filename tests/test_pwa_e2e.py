@@ -306,8 +306,8 @@ async def test_offline_journal_survives_a_reload_and_syncs(app, users):
     await page.get_by_label("Entry text").fill("No signal since the tunnel.\nThe fields are white.")
     await page.get_by_label("Add a tag").fill("train")
     await page.get_by_label("Add a tag").press("Enter")
-    await page.get_by_label("Session id").fill("s-42")
-    await page.get_by_role("button", name="In session").click()
+    await page.get_by_label("Session code").fill("s-42")
+    await page.get_by_role("button", name="In a session").click()
 
     await page.get_by_role("button", name="New entry").click()
     await page.get_by_label("Entry title").fill("שלום — מחשבות")
@@ -462,7 +462,10 @@ async def test_viewer_sees_live_edits_and_cannot_write(app, users):
         doc,
     )
     assert refused, "the server acknowledged a viewer's update as stored"
-    await expect(bob.status()).not_to_have_attribute("data-status", "saved")
+    # Issue 13: the refused edits are rolled back (a fresh replica), never left "Syncing…".
+    await expect(page.get_by_test_id("refused-notice")).to_be_visible(timeout=WAIT_MS)
+    await expect(bob.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    await expect(page.get_by_label("Canvas title")).to_have_value("Three-card reading")
 
     # Alice keeps editing; the server has her edits and none of bob's.
     await alice.page.get_by_role("button", name="Place card Joy").click()
