@@ -16,14 +16,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .row_security import SETTING, scope_value
 from .sealed_rows import Sealer
 from .store import DocKey, DocumentDeleted, NewUpdate
 
 __all__ = ["append_rows"]
 
 # Taken first by every appender and held until commit: positions become visible in commit order
-# (see schema.feed_position), and one lock order for everyone rules out deadlocks.
-_BUMP_POSITION = "UPDATE syncd_feed_position SET pos = pos + %s WHERE id = 1 RETURNING pos"
+# (see schema.feed_position), and one lock order for everyone rules out deadlocks. The same
+# statement names the transaction's tenants for row-level security (storage/row_security.py),
+# which a separate set_config would cost one more round trip on every commit.
+_BUMP_POSITION = (
+    "UPDATE syncd_feed_position SET pos = pos + %s"
+    f" FROM (SELECT set_config('{SETTING}', %s, true)) AS scope WHERE id = 1 RETURNING pos"
+)
 # Tombstones are left alone: a delete committing meanwhile holds the row lock, and the condition
 # is checked again on the row it committed.
 _BUMP_DOCUMENTS = (
@@ -46,12 +52,13 @@ async def append_rows(
     now: float,
     seal: Sealer | None = None,
 ) -> dict[DocKey, list[int] | DocumentDeleted]:
-    """Store ``batch`` through ``raw`` (a psycopg ``AsyncConnection`` inside a transaction);
-    ``ids`` are the documents' row ids; ``seal`` (with a master key) seals each row once its
-    seq is known. Returns each document's seqs, or ``DocumentDeleted``."""
+    """Store ``batch`` through ``raw`` (a psycopg ``AsyncConnection`` inside a transaction
+    opened with no tenants named: this names the batch's); ``ids`` are the documents' row ids;
+    ``seal`` (with a master key) seals each row once its seq is known. Returns each document's
+    seqs, or ``DocumentDeleted``."""
     total = sum(len(items) for items in batch.values())
     async with raw.cursor() as cur:
-        await cur.execute(_BUMP_POSITION, (total,))
+        await cur.execute(_BUMP_POSITION, (total, scope_value({key.tenant for key in batch})))
         (last_pos,) = await cur.fetchone()
         keys = sorted(batch)
         await cur.execute(

@@ -350,7 +350,10 @@ async def test_the_daemon_serves_two_tenants_as_an_ordinary_role(
                 r = await http.get(f"/v1/docs/{who}/daemon/state", headers=auth)
                 assert r.status_code == 200 and r.content
                 service = running.token("svc", tenant=key.tenant, role="service")
-                r = await http.get("/v1/feed", headers={"authorization": f"Bearer {service}"})
+                r = await http.get(
+                    "/v1/feed",
+                    headers={"authorization": f"Bearer {service}", "accept": "application/json"},
+                )
                 assert r.status_code == 200, r.text
                 assert {e["doc"] for e in r.json()["events"]} == {key.name, f"{who}/daemon"}
                 r = await http.delete(f"/v1/docs/{who}/daemon", headers=auth)
