@@ -2,6 +2,8 @@
 
     python benchmarks/encryption.py [--database-url postgresql://…] [--appends 2000]
 
+With ``--database-url`` (Postgres), two fresh schemas are made there and dropped afterwards.
+
 Prints (does not assert), side by side in one run:
 - the seal itself (``storage/sealing.py``: associated data, random nonce, AES-256-GCM) and its
   open, per update, for a realistic small update (~120 bytes: a canvas move or a few typed
@@ -19,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 
 import pycrdt
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -97,12 +102,13 @@ async def added_work(url: str, master: bytes, update: bytes, rounds: int) -> lis
 
 
 async def append_costs(
-    url: str, master: bytes, update: bytes, appends: int
+    urls: dict[str, str], master: bytes, update: bytes, appends: int
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """(wall µs, CPU µs) per append for sealing on and off, interleaved."""
+    """(wall µs, CPU µs) per append for sealing on and off, interleaved; two databases side by
+    side (a sealed database refuses a store without its key)."""
     stores = {
-        "off": SqlStore(url),
-        "on": SqlStore(url, key_ring=KeyRing(master)),
+        "off": SqlStore(urls["off"]),
+        "on": SqlStore(urls["on"], key_ring=KeyRing(master)),
     }
     for store in stores.values():
         await store.open()
@@ -123,6 +129,28 @@ async def append_costs(
         for store in stores.values():
             await store.close()
     return out
+
+
+@contextlib.contextmanager
+def databases(postgres_url: str | None, tmp: str) -> Iterator[dict[str, str]]:
+    """Two empty databases, sealing off and on: SQLite files in ``tmp``, or two fresh schemas
+    of ``postgres_url`` (dropped afterwards)."""
+    if postgres_url is None:
+        yield {mode: f"sqlite:///{tmp}/{mode}.db" for mode in ("off", "on")}
+        return
+    import psycopg
+
+    schemas = {mode: f"bench_sealing_{mode}_{uuid.uuid4().hex[:8]}" for mode in ("off", "on")}
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for schema in schemas.values():
+            conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in postgres_url else "?"
+    try:
+        yield {m: f"{postgres_url}{sep}options=-csearch_path%3D{s}" for m, s in schemas.items()}
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            for schema in schemas.values():
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 async def main() -> None:
@@ -149,17 +177,16 @@ async def main() -> None:
         p50, p95 = percentile(added, 0.5), percentile(added, 0.95)
         print(f"  {label:>8}  p50 {p50:6.1f}  p95 {p95:6.1f}")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory() as tmp, databases(args.database_url, tmp) as urls:
         master = os.urandom(32)  # one per database: it wraps the data keys made there
-        backend = "Postgres" if url.startswith("postgres") else "SQLite (synchronous=FULL)"
+        backend = "Postgres" if args.database_url else "SQLite (synchronous=FULL)"
         print(f"\nappend of one update per transaction, {backend}, {args.appends} each (µs)")
         print(
             f"  {'update':>8} {'sealing':>7}  {'wall p50':>9} {'wall p95':>9}"
             f"  {'CPU mean':>9} {'CPU p95':>9}"
         )
         for label, update in sizes.items():
-            costs = await append_costs(url, master, update, args.appends)
+            costs = await append_costs(urls, master, update, args.appends)
             for mode in ("off", "on"):
                 wall, cpu = costs[mode]
                 print(

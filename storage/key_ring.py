@@ -44,9 +44,11 @@ __all__ = [
     "SHREDDED",
     "KeyRing",
     "MasterKeyError",
+    "check_row",
     "master_check_blob",
     "opens_master_check",
     "read_master_key",
+    "refuse_keyless_start",
     "unwrap",
     "wrap",
 ]
@@ -109,6 +111,33 @@ def opens_master_check(master: AESGCM, blob: bytes) -> bool:
         return open_sealed(master, bytes(blob), where) == _CHECK_PLAINTEXT
     except ValueError:
         return False
+
+
+async def check_row(conn: AsyncConnection) -> bytes | None:
+    """The master-check row's sealed text; ``None`` if no master key was ever used here."""
+    found = (
+        await conn.execute(
+            select(data_keys.c.wrapped).where(
+                data_keys.c.tenant == CHECK_TENANT, data_keys.c.generation == CHECK_GENERATION
+            )
+        )
+    ).scalar()
+    return bytes(found) if found is not None else None
+
+
+async def refuse_keyless_start(conn: AsyncConnection) -> None:
+    """Without a master key, refuse a database that holds sealed data: its documents would be
+    refused and new updates stored in plaintext beside them.
+
+    Raises:
+        MasterKeyError: a master key was used with this database.
+    """
+    if await check_row(conn) is not None:
+        raise MasterKeyError(
+            "this database holds sealed data (encryption at rest): start with its "
+            "SYNCD_MASTER_KEY_FILE (without it, documents are refused and new updates would be "
+            "stored in plaintext)"
+        )
 
 
 @dataclass
@@ -174,10 +203,10 @@ class KeyRing:
                 ) from None
 
     async def _check_row(self, conn: AsyncConnection) -> bytes:
-        where = (data_keys.c.tenant == CHECK_TENANT, data_keys.c.generation == CHECK_GENERATION)
-        found = (await conn.execute(select(data_keys.c.wrapped).where(*where))).scalar()
+        found = await check_row(conn)
         if found is not None:
-            return bytes(found)
+            return found
+        where = (data_keys.c.tenant == CHECK_TENANT, data_keys.c.generation == CHECK_GENERATION)
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         await conn.execute(
             insert(data_keys)
@@ -217,7 +246,7 @@ class KeyRing:
         if t.active is None:
             if not create:
                 return None
-            await self.create_generation(conn, tenant)
+            await self.create_generation(conn, tenant, unless_active=True)
             t = await self.tenant(conn, tenant, force=True)
             if t.active is None:
                 raise SealedRowError(f"tenant {tenant!r}: no active data key could be made")
@@ -226,9 +255,13 @@ class KeyRing:
             raise SealedRowError(f"tenant {tenant!r}: active data key {t.active}: {reason}")
         return t.active, t.keys[t.active]
 
-    async def create_generation(self, conn: AsyncConnection, tenant: str) -> int:
+    async def create_generation(
+        self, conn: AsyncConnection, tenant: str, *, unless_active: bool = False
+    ) -> int:
         """A new active data key generation for ``tenant`` (in a write transaction scoped to
-        all tenants: it locks the master-check row); returns it."""
+        all tenants: it locks the master-check row); returns it. ``unless_active``: a tenant's
+        first write, where another node may have made the key while this one waited for the
+        lock; then that one is returned."""
         # Under the check row's lock (Postgres; SQLite writers are serialised anyway), so that
         # a master-key rotation committing meanwhile cannot leave this key wrapped by the old
         # master key.
@@ -249,6 +282,16 @@ class KeyRing:
                 "the master key was rotated since this process started: restart it with the "
                 "new key file before it makes data keys"
             )
+        if unless_active:
+            made = (
+                await conn.execute(
+                    select(data_keys.c.generation).where(
+                        data_keys.c.tenant == tenant, data_keys.c.state == ACTIVE
+                    )
+                )
+            ).scalar()
+            if made is not None:
+                return int(made)
         last = (
             await conn.execute(
                 select(data_keys.c.generation)

@@ -31,7 +31,7 @@ from .deadline import operation_deadline, postgres_connect_args
 from .erased_principals import erased_tombstone, is_erased
 from .feed import FeedPage, read_feed_page
 from .history import _stateless, fold_with_versions, store_version_states, versions_to_fold
-from .key_ring import KeyRing
+from .key_ring import KeyRing, refuse_keyless_start
 from .postgres_append import append_rows
 from .row_security import ALL_TENANTS, TenantScope, enter_scope
 from .schema import (
@@ -166,6 +166,8 @@ class SqlStore:
             await migrate(conn)
             if self.sealing.ring is not None:  # MasterKeyError: not the key that wrapped them
                 await self.sealing.ring.verify(conn)
+            else:  # MasterKeyError: this database is sealed, a key is needed
+                await refuse_keyless_start(conn)
         # Off for now: under a sustained stream of appends its thread takes SQLite's write lock
         # back to back, and a delete or compaction waiting in busy_timeout can starve (seen in
         # test_append_racing_delete_stores_nothing_after_the_tombstone). It needs a fair turn
@@ -430,7 +432,7 @@ class SqlStore:
         if self._appender is not None:
             return await self._appender.append(batch, ids, now, seal)
         if self.dialect == "postgresql":
-            async with self._begin(tenants={key.tenant for key in batch}) as conn:
+            async with self._begin() as conn:  # append_rows names the tenants, see there
                 raw = (await conn.get_raw_connection()).driver_connection
                 return await append_rows(raw, batch, ids, now, seal)
         async with self._begin(tenants={key.tenant for key in batch}) as conn:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from storage.key_ring import KeyRing, MasterKeyError, read_master_key
 from storage.sql import SqlStore
+from storage.store import StoreUnavailable
 
 from .settings import Settings
 
@@ -62,18 +63,22 @@ def key_ring(settings: Settings) -> KeyRing | None:
 
 
 def preflight(settings: Settings) -> None:
-    """Before ``serve``: refuse a bad master key file, or one that is not the key that wrapped
-    the database's data keys (an old key after ``rotate-master``), with a one-line reason.
+    """Before ``serve``: refuse a bad master key file, one that is not the key that wrapped the
+    database's data keys (an old key after ``rotate-master``), or no key for a database that
+    holds sealed data, with a one-line reason (the daemon's own start checks the same, with a
+    traceback).
 
     Raises:
-        MasterKeyError: as :meth:`KeyRing.verify`.
+        MasterKeyError: as :meth:`KeyRing.verify` and ``refuse_keyless_start``.
     """
     ring = key_ring(settings)
-    if ring is not None:
+    try:
         asyncio.run(_verify(settings, ring))
+    except StoreUnavailable:  # the database is away: the daemon's own start reports it
+        return
 
 
-async def _verify(settings: Settings, ring: KeyRing) -> None:
+async def _verify(settings: Settings, ring: KeyRing | None) -> None:
     store = _store(settings, ring)
     try:
         await store.open()  # verifies the key ring
@@ -81,7 +86,7 @@ async def _verify(settings: Settings, ring: KeyRing) -> None:
         await store.close()
 
 
-def _store(settings: Settings, ring: KeyRing) -> SqlStore:
+def _store(settings: Settings, ring: KeyRing | None) -> SqlStore:
     return SqlStore(
         settings.effective_database_url,
         timeout_seconds=settings.database_timeout_seconds,

@@ -167,6 +167,9 @@ async def test_planted_strings_stay_sealed_through_restart_and_master_rotation(
         proc.env["SYNCD_MASTER_KEY_FILE"] = str(old_key)
         with pytest.raises(RuntimeError, match="not the one that wrapped"):
             proc.start()  # the old key file: refused at start, with the reason
+        del proc.env["SYNCD_MASTER_KEY_FILE"]
+        with pytest.raises(RuntimeError, match="holds sealed data"):
+            proc.start()  # no key at all: refused too, never writing plaintext beside
     finally:
         with contextlib.suppress(Exception):
             proc.terminate()
