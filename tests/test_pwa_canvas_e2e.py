@@ -271,6 +271,18 @@ async def test_typing_at_any_speed_loses_no_key(app, users):
         for person in (alice, bob):
             assert sorted(await rendered_texts(person)) == sorted(typed), person.name
 
+    # The title field too (a plain string in meta, re-read a frame after each change).
+    cdp = await alice.context.new_cdp_session(alice.page)
+    await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 6})
+    title = alice.page.get_by_label("Canvas title")
+    await title.click()
+    await alice.page.keyboard.press("Control+A")
+    await alice.page.keyboard.type("Check-in, week 49: what stayed with you", delay=0)
+    await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+    await cdp.detach()
+    await alice.page.keyboard.press("Tab")
+    final = await converge(app, doc, alice, bob)
+    assert final["meta"]["title"] == "Check-in, week 49: what stayed with you"
     await alice.page.screenshot(path=artifact("canvas-typed.png"))
     exported = json.loads(await export(alice, "Export JSON"))
     assert texts_of(exported) == sorted(typed)
@@ -526,6 +538,16 @@ async def test_canvas_page_passes_axe_and_the_keyboard(app, users):
     text, images = pdf_text(data)
     assert "Main idea" in text and "Hope" in text, text
     assert images == 0
+    # Hebrew, which the PDF's standard fonts cannot write, is pictured; the rest stays text.
+    await page.evaluate(
+        "(name) => window.syncd.client.documents.get(name).canvas().addText('שלום לכולם', 0, 200)",
+        doc,
+    )
+    await expect(page.get_by_test_id("canvas")).to_have_attribute("data-elements", "12")
+    data = await export(alice, "Export PDF")
+    artifact("canvas-export-hebrew.pdf").write_bytes(data)
+    text, images = pdf_text(data)
+    assert "Main idea" in text and "Hope" in text and images == 1, (text, images)
     # Drawn as paths: the five ellipses are filled-and-stroked Bezier outlines ("c", then "B").
     from pypdf import PdfReader
 

@@ -29,22 +29,55 @@ export function exportSvg (world: SVGGElement, elements: CanvasElement[], backgr
   return { svg, box }
 }
 
-/** The canvas as a PNG (at most 4096 px on its long side, 2x when it fits). */
-export async function exportPng (svg: SVGSVGElement, box: Box): Promise<Blob | null> {
+/** `svg` (of size `box`) drawn by the browser into a canvas `scale` times its size. */
+async function rasterise (svg: SVGSVGElement, box: { w: number, h: number }, scale: number): Promise<HTMLCanvasElement> {
   const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(svg)], { type: 'image/svg+xml' }))
   try {
     const img = new Image()
     await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = reject; img.src = url })
-    const scale = Math.min(2, 4096 / Math.max(box.w, box.h))
     const cnv = document.createElement('canvas')
     cnv.width = Math.ceil(box.w * scale)
     cnv.height = Math.ceil(box.h * scale)
     const ctx = cnv.getContext('2d')!
     ctx.scale(scale, scale)
     ctx.drawImage(img, 0, 0)
-    return await new Promise<Blob | null>((resolve) => cnv.toBlob(resolve, 'image/png'))
+    return cnv
   } finally {
     URL.revokeObjectURL(url)
+  }
+}
+
+/** The canvas as a PNG (at most 4096 px on its long side, 2x when it fits). */
+export async function exportPng (svg: SVGSVGElement, box: Box): Promise<Blob | null> {
+  const cnv = await rasterise(svg, box, Math.min(2, 4096 / Math.max(box.w, box.h)))
+  return await new Promise<Blob | null>((resolve) => cnv.toBlob(resolve, 'image/png'))
+}
+
+// What the PDF standard fonts can write (WinAnsiEncoding: Latin-1 and a few more).
+const WIN_ANSI = /^[\t\n\r\x20-\x7e\xa0-\xff€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]*$/
+
+/**
+ * Text boxes in scripts the standard fonts cannot write (Hebrew, Arabic, Cyrillic, emoji...)
+ * become pictures of themselves, drawn by the browser with the system's fonts at 3x: the PDF
+ * shows them right instead of as wrong glyphs. Everything else stays vector, its text text.
+ * (Embedding a Unicode font would keep them text, at a megabyte in the app; not done yet.)
+ */
+async function pictureUnwritableText (svg: SVGSVGElement): Promise<void> {
+  const boxes = [...svg.querySelectorAll<SVGGElement>('[data-kind="text"]')].filter((g) => !WIN_ANSI.test(g.textContent ?? ''))
+  for (const g of boxes) {
+    const b = g.getBBox()
+    const area = { x: b.x - 4, y: b.y - 4, w: b.width + 8, h: b.height + 8 }
+    const piece = document.createElementNS(NS, 'svg')
+    piece.setAttribute('xmlns', NS)
+    piece.setAttribute('viewBox', `${area.x} ${area.y} ${area.w} ${area.h}`)
+    piece.setAttribute('width', String(area.w))
+    piece.setAttribute('height', String(area.h))
+    for (const child of [...g.childNodes]) piece.append(child.cloneNode(true))
+    const png = (await rasterise(piece, area, 3)).toDataURL('image/png')
+    const image = document.createElementNS(NS, 'image')
+    Object.entries({ x: area.x, y: area.y, width: area.w, height: area.h, href: png })
+      .forEach(([k, v]) => image.setAttribute(k, String(v)))
+    g.replaceChildren(image)
   }
 }
 
@@ -68,6 +101,7 @@ export async function exportPdf (svg: SVGSVGElement, box: Box, title: string): P
   svg.style.top = '0'
   document.body.append(svg)
   try {
+    await pictureUnwritableText(svg)
     await svg2pdf(svg, pdf, { x: 0, y: 0, width: box.w, height: box.h })
   } finally {
     svg.remove()
