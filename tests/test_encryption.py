@@ -341,3 +341,52 @@ async def test_rotation_while_a_daemon_writes_loses_nothing(database_url, tmp_pa
     finally:
         await daemon.close()
         await rotator.close()
+
+
+def _text_of(state: bytes | None, tail: list[bytes] = ()) -> str:  # type: ignore[assignment]
+    doc = pycrdt.Doc()
+    for update_ in ([state] if state else []) + list(tail):
+        doc.apply_update(update_)
+    return str(doc.get("t", type=pycrdt.Text))
+
+
+@pytest.mark.parametrize("appender", [False, True], ids=["core", "sqlite-appender"])
+async def test_every_read_path_serves_plaintext_of_sealed_rows(database_url, appender, monkeypatch):
+    if appender:
+        if not database_url.startswith("sqlite"):
+            pytest.skip("the appender is SQLite's")
+        monkeypatch.setattr("storage.sql._SQLITE_APPENDER", True)
+    from storage.history import NAMED, SqlHistory
+
+    store = SqlStore(database_url, key_ring=KeyRing(os.urandom(32)), retention_seconds=0)
+    await store.open()
+    try:
+        assert (store._appender is not None) == appender
+        key = DocKey("acme", "alice/all")
+        ups, want = text_updates(10)
+        await store.append({key: [NewUpdate(u, "alice", "client") for u in ups[:4]]})
+        history = SqlHistory(store)
+        version = await history.create_version(key, "four", NAMED, "alice")
+        await store.append({key: [NewUpdate(u, "alice", "client") for u in ups[4:6]]})
+        assert _text_of(await store.state_before(key, 6)) == "0;1;2;3;4;"
+        # Compaction folds past the version (its state is written, sealed) and, with no
+        # retention, prunes the folded rows: the feed then starts with a reset.
+        assert await store.compact(key) == 6
+        await store.append({key: [NewUpdate(u, "alice", "client") for u in ups[6:]]})
+        async with store._begin(write=False, tenants=["acme"]) as conn:
+            for q in ("SELECT data FROM syncd_updates", "SELECT state FROM syncd_snapshots",
+                      "SELECT state FROM syncd_versions"):  # fmt: skip
+                blobs = [bytes(r[0]) for r in await conn.execute(text(q))]
+                assert blobs and all(is_sealed(b) for b in blobs), q
+        assert _text_of(await history.version_state(key, version.id)) == "0;1;2;3;"
+        base, seq = await history.history_from(key, 6)
+        assert seq == 10 and _text_of(base.state, [e.data for e in base.log]) == want
+        between = await store.updates_between(key, 6, 10)
+        assert between is not None and [u for _, u in between] == ups[6:]
+        page = await store.read_feed("acme", 0)
+        assert [e.type for e in page.events] == ["reset", "update", "update", "update", "update"]
+        assert _text_of(page.events[0].data, [e.data for e in page.events[1:]]) == want
+        loaded = await store.load(key)
+        assert loaded is not None and _text_of(loaded.snapshot, loaded.tail) == want
+    finally:
+        await store.close()
