@@ -549,3 +549,32 @@ async def test_phone_screens_home_journal_sharing(app, users):
     dialog_box = await dialog.bounding_box()
     assert dialog_box is not None and dialog_box["width"] <= PHONE["width"]
     await page.screenshot(path=artifact("sharing-phone.png"))
+
+
+async def test_sign_in_and_missing_document_pages_on_a_phone(app, browser):
+    """The sign-in page and the "no such document" page: keyboard, axe, and a phone screenshot."""
+    from playwright.async_api import expect
+
+    context = await browser.new_context(**PHONE_OPTIONS)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{app.http}/")
+        await expect(page.get_by_label("Your name")).to_be_focused()
+        await tab_through(page)
+        await assert_accessible(page, "the sign-in page")
+        await no_horizontal_scroll(page)
+        await page.screenshot(path=artifact("signin-phone.png"))
+
+        await page.get_by_label("Your name").fill("dana")
+        await page.get_by_label("Your name").press("Enter")  # the form submits from the keyboard
+        await expect(page.get_by_role("heading", name="Canvases")).to_be_visible(timeout=WAIT_MS)
+        await page.goto(f"{app.http}/#/journal/erin/journal-2")
+        missing = page.get_by_role("heading", name="No journal called “erin/journal-2”")
+        await expect(missing).to_be_visible(timeout=WAIT_MS)
+        await expect(page.get_by_text("erin has not shared it with you")).to_be_visible()
+        await tab_through(page)
+        await assert_accessible(page, "the missing-document page")
+        await no_horizontal_scroll(page)
+        await page.screenshot(path=artifact("missing-document-phone.png"))
+    finally:
+        await context.close()

@@ -46,7 +46,7 @@ export function SignIn ({ onSignedIn }: { onSignedIn: (session: Session) => void
           </button>
         </form>
         {error && <p className='error' role='alert'>{error}</p>}
-        <button type='button' className='link-button' onClick={() => setPaste(!paste)}>
+        <button type='button' className='link-button' aria-expanded={paste} onClick={() => setPaste(!paste)}>
           {paste ? 'Hide' : 'Have a token? Paste it'}
         </button>
         {paste && (
