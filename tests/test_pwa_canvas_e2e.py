@@ -348,6 +348,18 @@ LAYOUT = """() => {
 }"""
 
 
+# The top bar's rows (spread of its visible children) and whether it overflows.
+TOP_BAR = """() => {
+  const bar = document.querySelector('.topbar')
+  const kids = [...bar.children].filter((el) => el.getBoundingClientRect().width > 0)
+  const tops = kids.map((el) => el.getBoundingClientRect().top)
+  const bottoms = kids.map((el) => el.getBoundingClientRect().bottom)
+  return { height: bar.getBoundingClientRect().height,
+           rows: Math.max(...bottoms) - Math.min(...tops),
+           width: bar.scrollWidth, client: bar.clientWidth }
+}"""
+
+
 def overlaps(a: list[float], b: list[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -404,11 +416,16 @@ def zoom_percent(label: str | None) -> int:
 
 
 async def touch(cdp: Any, kind: str, points: list[tuple[float, float]]) -> None:
-    await cdp.send("Input.dispatchTouchEvent", {
-        "type": kind,
-        "touchPoints": [{"x": x, "y": y, "id": i, "radiusX": 4, "radiusY": 4, "force": 0.5}
-                        for i, (x, y) in enumerate(points)],
-    })
+    await cdp.send(
+        "Input.dispatchTouchEvent",
+        {
+            "type": kind,
+            "touchPoints": [
+                {"x": x, "y": y, "id": i, "radiusX": 4, "radiusY": 4, "force": 0.5}
+                for i, (x, y) in enumerate(points)
+            ],
+        },
+    )
 
 
 async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
@@ -423,15 +440,7 @@ async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
     await assert_fitted(alice, 10, "phone, new Mind map")
     await page.screenshot(path=artifact("canvas-phone.png"))
 
-    bar = await page.evaluate("""() => {
-      const bar = document.querySelector('.topbar')
-      const kids = [...bar.children].filter((el) => el.getBoundingClientRect().width > 0)
-      const tops = kids.map((el) => el.getBoundingClientRect().top)
-      const bottoms = kids.map((el) => el.getBoundingClientRect().bottom)
-      return { height: bar.getBoundingClientRect().height,
-               rows: Math.max(...bottoms) - Math.min(...tops),
-               width: bar.scrollWidth, client: bar.clientWidth }
-    }""")
+    bar = await page.evaluate(TOP_BAR)
     assert bar["rows"] < 48 and bar["height"] < 64, f"the top bar wraps: {bar}"
     assert bar["width"] <= bar["client"], f"the top bar overflows: {bar}"
     await expect(page.get_by_role("button", name="Share")).to_be_in_viewport()
@@ -443,8 +452,14 @@ async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
     }""")
     assert tools["scroll"] <= tools["client"], f"the tool bar scrolls sideways: {tools}"
     assert tools["left"] >= 0 and tools["right"] <= PHONE["width"], tools
-    for name in ("Undo (Ctrl+Z)", "Redo (Ctrl+Shift+Z)", "Delete selected", "Pen (P)",
-                 "Text (T)", "Cards from the deck"):
+    for name in (
+        "Undo (Ctrl+Z)",
+        "Redo (Ctrl+Shift+Z)",
+        "Delete selected",
+        "Pen (P)",
+        "Text (T)",
+        "Cards from the deck",
+    ):
         await expect(page.get_by_role("button", name=name)).to_be_in_viewport(ratio=1)
 
     # Colours and the other tools: one tap on "more", the panel on screen, a pick closes it.
@@ -503,6 +518,40 @@ async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
     final = await converge(app, doc, alice)
     assert "Typed on a phone" in texts_of(final)
     await cdp.detach()
+
+
+async def test_phone_viewer_follows_with_the_top_bar_on_screen(app, users):
+    """A viewer on a phone following the presenter: "Follow alice" is offered over the canvas
+    (not in the top bar, where it pushed Share off the screen); the top bar stays one row, the
+    viewer's tool bar fits, and the follower's view tracks the presenter's."""
+    from playwright.async_api import expect
+
+    alice = await users("alice")
+    doc = await new_canvas(alice, "Three-card reading")
+    await share(app, doc, {"bob": "viewer"})
+    bob = await users("bob", **PHONE_OPTIONS)
+    page = bob.page
+    await open_canvas(bob, doc)
+    await alice.page.get_by_role("button", name="Present", exact=True).click()
+    await page.get_by_role("button", name="Follow alice").tap()
+    await expect(page.get_by_role("button", name="Following alice ✕")).to_be_visible()
+    bar = await page.evaluate(TOP_BAR)
+    assert bar["rows"] < 48 and bar["width"] <= bar["client"], f"the top bar wraps: {bar}"
+    for name in ("Share", "More actions", "Following alice ✕", "Pan (H)"):
+        await expect(page.get_by_role("button", name=name)).to_be_in_viewport(ratio=1)
+    tools = await page.evaluate(
+        "() => { const t = document.querySelector('.toolbar');"
+        " return t.scrollWidth <= t.clientWidth }"
+    )
+    assert tools, "the viewer's tool bar scrolls sideways"
+
+    # Alice zooms in: bob's zoom follows hers (the area she sees, fitted to his screen).
+    zoom = page.locator(".zoom-level")
+    before = zoom_percent(await zoom.text_content())
+    for _ in range(4):
+        await alice.page.get_by_role("button", name="Zoom in").click()
+    await expect(zoom).not_to_have_text(f"Fit to content, zoom {before}%", timeout=WAIT_MS)
+    await page.screenshot(path=artifact("canvas-viewer-phone-following.png"))
 
 
 async def axe_violations(page: Any) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import { ElementView } from '../canvas/Elements'
 import { TextEditor } from '../canvas/TextEditor'
 import { CanvasToolbar, TOOLS, type Tool } from '../canvas/Toolbar'
 import { Disclosure, MoreIcon } from '../canvas/Disclosure'
+import { FollowPill } from '../canvas/FollowPill'
 import { exportPdf, exportPng, exportSvg } from '../canvas/exportCanvas'
 import { TitleField } from '../canvas/TitleField'
 import { useAutoFit } from '../canvas/useAutoFit'
@@ -446,7 +447,7 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
         <a className='icon-button' href='#/' aria-label='Back to home'><Icon name='back' /></a>
         <TitleField title={title} disabled={!canEdit} placeholder={loaded ? 'Untitled canvas' : 'Loading…'} onRename={(t) => canvas.rename(t)} />
         <StatusPill doc={doc} />
-        <Presence peers={peers} roles={roles} following={following} onFollow={follow} />
+        <Presence peers={peers} roles={roles} following={following} onFollow={compact ? undefined : follow} />
         {!compact && <>
           {presentButton}
           <Menu label='Export'>
@@ -523,6 +524,8 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
         {loaded && elements.length === 0 && (
           <div className='canvas-empty muted'>{canEdit ? 'Draw, add a card from the deck, or drop a shape.' : 'Nothing here yet.'}</div>
         )}
+
+        {compact && <FollowPill peers={peers} following={following} onFollow={follow} />}
 
         <div className='zoom-controls' role='group' aria-label='Zoom'>
           <button type='button' className='icon-button' aria-label='Zoom in' onClick={() => { stopAutoFit(); setView(zoomAt(view, 1.25, size.w / 2, size.h / 2)) }}><Icon name='plus' /></button>
