@@ -472,6 +472,7 @@ async def test_keyboard_and_axe_on_home_journal_sharing_privacy(app, users):
     await assert_accessible(bob.page, "Home (bob, with a shared journal)")
     await tab_through(page)
     await assert_accessible(page, "Home")
+    await page.screenshot(path=artifact("home-desktop.png"))
 
     await page.get_by_role("link", name="My journal").click()
     await page.get_by_role("button", name="New entry").click()
