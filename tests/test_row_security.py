@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from storage import DocKey, NewUpdate, SqlStore
@@ -325,6 +326,15 @@ async def test_the_store_works_as_an_ordinary_role(
         assert await trash.purge(B)
         assert await store.load(B) is None and await store.load(b2) is not None
         assert await trash.recreate(B) is not None
+        # A transaction that names no tenant (the default) sees nothing, also on a pooled
+        # connection that just served a tenant; the maintenance scope sees every tenant.
+        count = text("SELECT count(*) FROM syncd_documents")
+        async with store._begin(write=False) as conn:
+            assert (await conn.execute(count)).scalar_one() == 0
+        async with store._begin(write=False, tenants=[A.tenant]) as conn:
+            assert (await conn.execute(count)).scalar_one() == 2
+        async with store._begin(write=False, tenants=ALL_TENANTS) as conn:
+            assert (await conn.execute(count)).scalar_one() == 4
     finally:
         await store.close()
     with seeded.owner() as owner:  # what the role wrote is really there, in the right tenant
@@ -389,3 +399,29 @@ async def test_a_role_that_does_not_own_the_tables_cannot_install_and_says_so(
     assert policies == (len(ALL_TABLES),)
     store = await _open(seeded.app_url)
     await store.close()
+
+
+async def test_an_ordinary_role_that_owns_the_tables_is_bound_by_them_too(
+    database: Database,
+) -> None:
+    """The single-role setup: the daemon's role creates the tables; FORCE binds their owner."""
+    with database.owner() as owner:
+        schema = owner.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+        owner.execute(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {database.role}")
+    store = await _open(database.app_url)  # creates the tables and installs the policies
+    try:
+        await store.append({A: [NewUpdate(text_updates(1)[0][0], "alice", "client")]})
+        assert (await store.load(A)) is not None
+    finally:
+        await store.close()
+    with database.app() as conn:
+        owned = conn.execute(
+            "SELECT bool_and(tableowner = current_user) FROM pg_tables"
+            " WHERE schemaname = current_schema() AND tablename = ANY (%s)",
+            (list(ALL_TABLES),),
+        ).fetchone()
+        assert owned == (True,)
+        assert _counts(conn)["syncd_documents"] == 0
+        assert _counts(conn)["syncd_updates"] == 0
+        _scoped(conn, A.tenant)
+        assert _counts(conn)["syncd_updates"] == 1
