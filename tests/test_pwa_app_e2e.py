@@ -230,11 +230,15 @@ async def test_a_mistyped_id_never_creates_a_document(app, users):
     await expect(missing).to_be_visible(timeout=WAIT_MS)
     await expect(page.get_by_role("button", name="Create a new canvas")).to_have_count(0)
 
-    # Asked for: created.
+    # Asked for: created (and its page meets no 404: the checks above logged theirs).
     await page.goto(f"{bob.origin}/#/canvas/bob/canvas-tpyo")
-    await page.get_by_role("button", name="Create a new canvas called “canvas-tpyo”").click()
+    create = page.get_by_role("button", name="Create a new canvas called “canvas-tpyo”")
+    await expect(create).to_be_visible(timeout=WAIT_MS)
+    bob.console_errors.clear()
+    await create.click()
     await expect(page.get_by_test_id("canvas")).to_be_visible()
     await expect(bob.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    assert not bob.console_errors, f"creating it logged errors: {bob.console_errors}"
     assert (await server_get(app, "/v1/docs/bob/canvas-tpyo", "bob")).status_code == 200
 
 

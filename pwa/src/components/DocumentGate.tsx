@@ -21,6 +21,7 @@ export function DocumentGate ({ id, kind, library, children }: {
   const loaded = useLoaded(library)
   const [check, setCheck] = useState<Check>('checking')
   const [round, setRound] = useState(0)
+  const [creating, setCreating] = useState(false)
   const owner = id.split('/')[0]
 
   useEffect(() => {
@@ -36,8 +37,13 @@ export function DocumentGate ({ id, kind, library, children }: {
   }, [loaded, library, client, id, round])
 
   if (check === 'open') return <>{children}</>
-  const create = () => {
+  const create = async () => {
+    setCreating(true)
     remember(library, { id, kind, title: '', owner: me, created_at: new Date().toISOString() })
+    // Our first sync creates it on the server; its page asks for its metadata, so (online) it
+    // opens once the server holds it, as Home does for a new document: never a 404.
+    const doc = client.open(id)
+    if (client.connected) await doc.whenSaved({ timeout: 3000 }).catch(() => {})
     setCheck('open')
   }
   const what = kind === 'canvas' ? 'canvas' : 'journal'
@@ -69,7 +75,7 @@ export function DocumentGate ({ id, kind, library, children }: {
           <div className='gate-actions'>
             <a className='button primary' href='#/'>Back to home</a>
             {check === 'offline' && <button type='button' className='button' onClick={() => setRound((n) => n + 1)}>Try again</button>}
-            {owner === me && <button type='button' className='button ghost' onClick={create}>Create a new {what} called “{id.split('/')[1]}”</button>}
+            {owner === me && <button type='button' className='button ghost' onClick={create} disabled={creating}>Create a new {what} called “{id.split('/')[1]}”</button>}
           </div>
         )}
       </main>
