@@ -29,7 +29,8 @@ import anyio
 import httpx
 import pytest
 
-from tests.support.browser import CHROMIUM_ARGS, PWA, artifact, build_pwa, require_browser
+from tests.support.axe import assert_accessible
+from tests.support.browser import CHROMIUM_ARGS, artifact, build_pwa, require_browser
 from tests.support.servers import RunningDaemon, start_daemon
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node, pytest.mark.slow]
@@ -38,7 +39,6 @@ WAIT_MS = 15_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PHONE_OPTIONS = {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-AXE = PWA / "node_modules" / "axe-core" / "axe.min.js"
 
 CANVAS_JSON = """(name) => {
   const doc = window.syncd.client.documents.get(name)
@@ -554,18 +554,6 @@ async def test_phone_viewer_follows_with_the_top_bar_on_screen(app, users):
     await page.screenshot(path=artifact("canvas-viewer-phone-following.png"))
 
 
-async def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.add_script_tag(path=str(AXE))
-    result = await page.evaluate("""async () => {
-      const { violations } = await axe.run(document, { resultTypes: ['violations'] })
-      return violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                                      nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }))
-    }""")
-    return [v for v in result if v["impact"] in ("serious", "critical")]
-
-
 async def test_canvas_page_passes_axe_and_the_keyboard(app, users):
     """Acceptance 6 (accessibility): axe-core reports no serious or critical violation on the
     canvas page (desktop, with the deck open; phone, with both "more" panels open); Tab reaches
@@ -575,9 +563,9 @@ async def test_canvas_page_passes_axe_and_the_keyboard(app, users):
     alice = await users("alice")
     page = alice.page
     doc = await new_canvas(alice, "Mind map")
-    assert await axe_violations(page) == []
+    await assert_accessible(page, "canvas (desktop)")
     await page.get_by_role("button", name="Cards from the deck").click()
-    assert await axe_violations(page) == []
+    await assert_accessible(page, "canvas with the deck open")
     await page.get_by_role("button", name="Place card Hope").click()
     await page.get_by_role("button", name="Close the deck").click()
 
@@ -627,8 +615,8 @@ async def test_canvas_page_passes_axe_and_the_keyboard(app, users):
 
     phone = await users("alice", **PHONE_OPTIONS)
     await open_canvas(phone, doc)
-    assert await axe_violations(phone.page) == []
+    await assert_accessible(phone.page, "canvas (phone)")
     await phone.page.get_by_role("button", name="More tools and colours").click()
-    assert await axe_violations(phone.page) == []
+    await assert_accessible(phone.page, "canvas (phone), tool panel open")
     await phone.page.get_by_role("button", name="More actions").click()
-    assert await axe_violations(phone.page) == []
+    await assert_accessible(phone.page, "canvas (phone), More actions open")
