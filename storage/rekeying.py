@@ -54,7 +54,15 @@ from .sealing import Kind, associated_data, generation_of, is_sealed, seal
 from .sql import SqlStore
 from .store import DocKey
 
-__all__ = ["RekeyError", "Rotation", "rewrap_master", "rotate_tenant", "shred_tenant"]
+__all__ = [
+    "KeyStatus",
+    "RekeyError",
+    "Rotation",
+    "key_status",
+    "rewrap_master",
+    "rotate_tenant",
+    "shred_tenant",
+]
 
 Report = Callable[[str], None]
 
@@ -336,3 +344,33 @@ def _scrub_sqlite(path: str) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    tenant: str
+    generation: int
+    state: str  # active | retired | shredded
+    created_at: float
+    destroyed: bool  # its wrapped key is gone
+    updates_since: int  # updates the tenant stored since it was made (the seals, about)
+
+
+async def key_status(store: SqlStore) -> list[KeyStatus]:
+    """Every tenant's data key generations, with the updates stored since each was made: a
+    lower bound of its seals (rows pruned by retention are not counted; compactions add one
+    seal each), to compare with the nonce budget (docs/privacy.md)."""
+    async with store._begin(write=False, tenants=ALL_TENANTS) as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT k.tenant, k.generation, k.state, k.created_at, k.wrapped IS NULL,"
+                    " (SELECT COUNT(*) FROM syncd_updates u JOIN syncd_documents d"
+                    "  ON d.id = u.doc_id WHERE d.tenant = k.tenant AND u.at >= k.created_at)"
+                    " FROM syncd_data_keys k WHERE k.tenant <> :check"
+                    " ORDER BY k.tenant, k.generation"
+                ),
+                {"check": CHECK_TENANT},
+            )
+        ).all()
+    return [KeyStatus(r[0], r[1], r[2], r[3], bool(r[4]), int(r[5])) for r in rows]

@@ -2,7 +2,8 @@
 
 ``rotate-master --new-key-file F`` re-wraps every data key (no document row changes; then
 restart the daemons with ``F``), ``rotate --tenant T`` re-encrypts a tenant under a new data key
-while daemons keep serving, ``shred --tenant T`` destroys a tenant's data keys. All take the
+while daemons keep serving, ``shred --tenant T`` destroys a tenant's data keys, ``status`` lists
+them with the updates sealed under each since it was made (the nonce budget). All take the
 database like ``serve`` (``--database-url``/``--data-dir`` or their variables) and the current
 master key from ``--master-key-file`` or ``SYNCD_MASTER_KEY_FILE``. See docs/privacy.md.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 from storage.key_ring import KeyRing, MasterKeyError, read_master_key
@@ -44,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         type=float,
         help="wait before the last pass, for running daemons to switch keys (default 11)",
     )
+    command("status", "list the tenants' data keys and the updates sealed under each")
     shred = command("shred", "destroy a tenant's data keys: all its data becomes unreadable")
     shred.add_argument("--tenant", required=True)
     shred.add_argument(
@@ -141,6 +144,12 @@ async def _run(args: argparse.Namespace, settings: Settings, ring: KeyRing) -> i
                 f"tenant {done.tenant!r}: {done.resealed} rows re-sealed under generation "
                 f"{done.generation}"
             )
+        elif args.keys_command == "status":
+            say("tenant\tgeneration\tstate\tcreated\tupdates since (about its seals)")
+            for k in await rekeying.key_status(store):
+                made = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(k.created_at))
+                state = k.state + (" (destroyed)" if k.destroyed and k.state != "shredded" else "")
+                say(f"{k.tenant}\t{k.generation}\t{state}\t{made}\t{k.updates_since}")
         elif args.keys_command == "shred":
             count = await rekeying.shred_tenant(store, args.tenant, force=args.force)
             say(f"tenant {args.tenant!r}: {count} data keys destroyed; its data is unreadable")

@@ -158,6 +158,11 @@ async def test_planted_strings_stay_sealed_through_restart_and_master_rotation(
         )
         assert code == 0, out
         assert "re-wrapped 1 data keys" in out
+        code, out = await _keys_cli(data, db_url, new_key, "status")
+        assert code == 0, out
+        (line,) = [row for row in out.splitlines() if row.startswith("default\t")]
+        _, generation, state, _, since = line.split("\t")
+        assert (generation, state) == ("1", "active") and int(since) > 0
         proc.env["SYNCD_MASTER_KEY_FILE"] = str(new_key)
         proc.start()
         served = await _served(proc)
@@ -195,6 +200,8 @@ async def test_a_shredded_tenant_is_refused_never_served_empty(tmp_path, databas
         code, out = await _keys_cli(data, db_url, key, "shred", "--tenant", "acme")
         assert code == 0, out
         assert "1 data keys destroyed" in out
+        code, out = await _keys_cli(data, db_url, key, "status")
+        assert "acme\t1\tshredded" in out and "default\t1\tactive" in out, out
         proc.start()
 
         client = await YClient(acme).connect(wait_synced=False)
