@@ -15,161 +15,31 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 import anyio
-import httpx
 import pytest
 
+from tests.support import pwa_users
 from tests.support.axe import assert_accessible
-from tests.support.browser import CHROMIUM_ARGS, artifact, build_pwa, require_browser
-from tests.support.servers import RunningDaemon, start_daemon
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.browser import artifact
+from tests.support.pwa_users import (
+    PHONE,
+    PHONE_OPTIONS,
+    WAIT_MS,
+    go_home,
+    new_canvas,
+    no_horizontal_scroll,
+    server_get,
+    server_json,
+    share,
+    tab_through,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node, pytest.mark.slow]
 
-WAIT_MS = 15_000
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-PHONE_OPTIONS = {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-
-
-@dataclass
-class User:
-    name: str
-    context: Any
-    page: Any
-    proxy: TcpProxy
-    errors: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.proxy.port}"
-
-    async def offline(self) -> None:
-        await self.context.set_offline(True)
-        self.proxy.disconnect()
-
-    async def online(self) -> None:
-        self.proxy.restore()
-        await self.context.set_offline(False)
-
-    def status(self) -> Any:
-        return self.page.locator(".topbar [data-status]").first
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    exe = require_browser()
-    build_pwa()
-    return exe
-
-
-@pytest.fixture
-async def app(settings, chromium) -> AsyncIterator[RunningDaemon]:
-    running = await start_daemon(replace(settings, dev_login=True))
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
-async def browser(chromium) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
-@pytest.fixture
-async def users(app, browser) -> AsyncIterator[Any]:
-    """``await users("alice")``: a signed-in user on Home, in their own browser context."""
-    from playwright.async_api import expect
-
-    made: list[User] = []
-
-    async def make(name: str, **options: Any) -> User:
-        proxy = await TcpProxy("127.0.0.1", app.port).start()
-        options.setdefault("viewport", DESKTOP)
-        context = await browser.new_context(accept_downloads=True, **options)
-        page = await context.new_page()
-        user = User(name, context, page, proxy)
-        page.on("pageerror", lambda exc: user.errors.append(str(exc)))
-        page.on(
-            "console",
-            lambda msg: user.console_errors.append(msg.text) if msg.type == "error" else None,
-        )
-        made.append(user)
-        await page.goto(f"{user.origin}/")
-        await page.get_by_label("Your name").fill(name)
-        await page.get_by_role("button", name="Continue").click()
-        await expect(page.get_by_role("heading", name="Canvases")).to_be_visible()
-        return user
-
-    yield make
-    for user in made:
-        await user.context.close()
-        await user.proxy.stop()
-    errors = {u.name: u.errors for u in made if u.errors}
-    assert not errors, f"uncaught errors in the pages: {errors}"
-
-
-def auth(app: RunningDaemon, sub: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {app.token(sub)}"}
-
-
-async def server_get(app: RunningDaemon, path: str, sub: str, **kw: Any) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=app.http) as http:
-        return await http.get(path, headers={**auth(app, sub), **kw.pop("headers", {})}, **kw)
-
-
-async def server_json(app: RunningDaemon, doc: str) -> dict[str, Any]:
-    r = await server_get(
-        app, f"/v1/docs/{doc}/state", doc.split("/")[0], headers={"accept": "application/json"}
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def share(app: RunningDaemon, doc: str, grants: dict[str, str]) -> None:
-    async with httpx.AsyncClient(base_url=app.http) as http:
-        r = await http.put(
-            f"/v1/docs/{doc}/access",
-            json={"mode": "shared", "grants": grants},
-            headers=auth(app, doc.split("/")[0]),
-        )
-    assert r.status_code == 200, r.text
-
-
-async def new_canvas(user: User, template: str = "Blank") -> str:
-    from playwright.async_api import expect
-
-    page = user.page
-    await page.get_by_role("button", name="New canvas").click()
-    await page.get_by_role("button", name=template).first.click()
-    await expect(page.get_by_test_id("canvas")).to_be_visible()
-    await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
-    return page.url.split("#/canvas/")[1]
-
-
-async def go_home(user: User) -> None:
-    from playwright.async_api import expect
-
-    await user.page.goto(f"{user.origin}/#/")
-    await expect(user.page.get_by_role("heading", name="Canvases")).to_be_visible()
-
-
-async def no_horizontal_scroll(page: Any) -> None:
-    width = await page.evaluate("document.scrollingElement.scrollWidth")
-    assert width <= PHONE["width"], f"the page scrolls sideways: {width} px in {PHONE['width']}"
+# The fixtures, in this module's namespace so that pytest finds them.
+app, browser, chromium = pwa_users.app, pwa_users.browser, pwa_users.chromium
+users = pwa_users.users
 
 
 async def test_shared_with_me_lists_what_the_server_knows(app, users):
@@ -426,38 +296,6 @@ async def test_privacy_page_consent_and_export(app, users):
     await no_horizontal_scroll(page)
     await assert_accessible(page, "the privacy page")
     await page.screenshot(path=artifact("privacy-phone.png"), full_page=True)
-
-
-# Every focusable control of the page that is visible, and whether the one focused now shows it.
-FOCUSABLES = """() => [...document.querySelectorAll(
-    'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), '
-    + 'textarea:not([disabled]), [tabindex]:not([tabindex="-1"])')]
-  .filter((el) => el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden'
-    && !el.closest('dialog:not([open])'))
-  .map((el) => el.outerHTML.slice(0, 120))"""
-FOCUSED = """() => {
-  const el = document.activeElement
-  if (!el || el === document.body) return null
-  const style = getComputedStyle(el)
-  const outlined = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2
-  return { html: el.outerHTML.slice(0, 120), visible: outlined || style.boxShadow !== 'none' }
-}"""
-
-
-async def tab_through(page: Any) -> None:
-    """Tab from the top of the page: every control is reached, each with a visible focus."""
-    expected = set(await page.evaluate(FOCUSABLES))
-    reached: set[str] = set()
-    await page.evaluate("document.activeElement?.blur()")
-    for _ in range(len(expected) + 5):
-        await page.keyboard.press("Tab")
-        focused = await page.evaluate(FOCUSED)
-        if focused is None:
-            continue
-        assert focused["visible"], f"no visible focus on {focused['html']}"
-        reached.add(focused["html"])
-    missing = expected - reached
-    assert not missing, f"not reachable with Tab: {sorted(missing)}"
 
 
 async def test_keyboard_and_axe_on_home_journal_sharing_privacy(app, users):
