@@ -26,6 +26,7 @@ what they kept (docs/privacy.md).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 Report = Callable[[str], None]
+
+log = logging.getLogger("syncd.storage.keys")
 
 
 class RekeyError(RuntimeError):
@@ -323,14 +326,23 @@ async def _plaintext_rows(conn: AsyncConnection, tenant: str) -> int:
 
 
 async def _scrub_freed_bytes(store: SqlStore) -> None:
-    """The destroyed keys' bytes out of the database's files, as far as the database can."""
-    if store.dialect == "sqlite":
-        path = store.url.split(":///", 1)[1]
-        await asyncio.to_thread(_scrub_sqlite, path)
-        return
-    url = store.url.replace("postgresql+psycopg://", "postgresql://", 1)
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("VACUUM FULL syncd_data_keys")
+    """The destroyed keys' bytes out of the database's files, as far as the database can. The
+    key change is committed already: a scrub that cannot run now is a warning, not a failure."""
+    try:
+        if store.dialect == "sqlite":
+            path = store.url.split(":///", 1)[1]
+            await asyncio.to_thread(_scrub_sqlite, path)
+            return
+        url = store.url.replace("postgresql+psycopg://", "postgresql://", 1)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute("VACUUM FULL syncd_data_keys")
+    except (sqlite3.Error, psycopg.Error) as exc:
+        log.warning(
+            "the keys are changed, but the database's freed pages could not be scrubbed now "
+            "(%s): run VACUUM (SQLite) or VACUUM FULL syncd_data_keys (Postgres, as the tables' "
+            "owner) later",
+            str(exc).strip(),
+        )
 
 
 def _scrub_sqlite(path: str) -> None:

@@ -16,6 +16,7 @@ and the next start with the right key serves it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
@@ -40,6 +41,8 @@ __all__ = ["RowSealing", "Sealer"]
 
 log = logging.getLogger("syncd.storage.sealing")
 
+_LOG_EVERY = 60.0  # seconds between two error lines for one refused document and reason
+
 # seal(document, seq, update) -> the row's bytes, for the append paths.
 Sealer = Callable[[DocKey, int, bytes], bytes]
 
@@ -55,6 +58,7 @@ class RowSealing:
 
     def __init__(self, ring: KeyRing | None) -> None:
         self.ring = ring
+        self._logged: dict[tuple[DocKey, str, str], float] = {}  # refusals last logged, when
 
     @property
     def on(self) -> bool:
@@ -172,8 +176,17 @@ class RowSealing:
         """Refuse any document of a shredded tenant, also one without rows."""
         await self.open(conn, key, [])
 
-    @staticmethod
-    def _refuse(key: DocKey, kind: Kind | None, number: int, reason: str) -> None:
+    def _refuse(self, key: DocKey, kind: Kind | None, number: int, reason: str) -> None:
         where = f"{kind.value} {number}" if kind is not None else "document"
-        log.error("document %s refused: its %s does not open: %s", key, where, reason)
+        # Clients retry and a stale room reloads every second: one error line per document
+        # and reason a minute is enough to find it, the rest go to debug.
+        now = time.monotonic()
+        said = (key, where, reason)
+        last = self._logged.get(said)
+        level = logging.DEBUG if last is not None and now - last < _LOG_EVERY else logging.ERROR
+        if level == logging.ERROR:
+            self._logged[said] = now
+            if len(self._logged) > 1000:  # bounded: forget the oldest
+                del self._logged[next(iter(self._logged))]
+        log.log(level, "document %s refused: its %s does not open: %s", key, where, reason)
         raise SealedRowError(f"document {key} cannot be opened ({where}: {reason})", key)
