@@ -353,3 +353,64 @@ async def test_a_purpose_bound_reset_carries_only_a_placeholder(settings, databa
                 assert b"alice-card-1" not in blob  # a snapshot's writers are unknown
     finally:
         await d.stop()
+
+
+@pytest.mark.postgres
+async def test_consent_and_audit_as_an_ordinary_role_under_row_security(postgres_url, settings):
+    """The daemon as a role that row-level security binds (storage/row_security.py): every
+    consent, projection and audit query names its tenant, the prune names all of them."""
+    import uuid
+    from dataclasses import replace
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from storage import SqlStore
+    from tests.support.servers import start_daemon
+
+    def libpq(url: str) -> str:
+        return make_url(url).render_as_string(hide_password=False).replace("+psycopg", "")
+
+    role = f"syncd_consent_{uuid.uuid4().hex[:10]}"
+    app_url = make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
+    owner = SqlStore(postgres_url)
+    await owner.open()  # the owner makes the tables and their policies
+    await owner.close()
+    with psycopg.connect(libpq(postgres_url), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"
+        )
+        conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    # A retention of 30 s: the sweep passes every 3 s, and keeps what this test recorded.
+    d = await start_daemon(replace(settings, database_url=app_url, audit_retention_seconds=30))
+    try:
+        alice = Participant("alice", d.token("alice"))
+        bob = Participant("bob", d.token("bob"))
+        svc = d.token("insights", role="service", purpose="analytics")
+        admin = auth(d.token("root", role="admin"))
+        async with httpx.AsyncClient(base_url=d.http, timeout=30) as http:
+            written = await write_board(http, alice, bob)
+            r = await http.put(
+                "/v1/principals/alice/consent", json={"analytics": True}, headers=auth(alice.token)
+            )
+            assert r.json() == {"analytics": True}
+            events, raw = await read_all(http, svc, format="changes")
+            assert_nothing_of_bob(raw)
+            assert [e["type"] for e in events if e["seq"] in written["seqs"]["alice"]] == [
+                "update",
+                "update",
+            ]
+            r = await http.get(f"/v1/docs/{DOC}/state", headers=auth(svc))
+            assert r.status_code == 403 and r.json()["error"] == "consent"
+            records = (await http.get("/v1/audit", headers=admin)).json()["records"]
+            assert records and {r["service"] for r in records} == {"insights"}
+        await d.daemon.audit_sweep.wait_passes(1)  # a prune across tenants, as this role
+        assert await d.daemon.audit.list("default")  # within retention: kept
+    finally:
+        await d.stop()
+        with psycopg.connect(libpq(postgres_url), autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
