@@ -226,8 +226,9 @@ class KeyRing:
     def cached_sealing_key(self, tenant: str) -> tuple[int, AESGCM] | None:
         """The tenant's active key if checked less than ``check_seconds`` ago (no I/O)."""
         t = self._tenants.get(tenant)
-        if t is None or t.shredded or t.active is None or self._stale(t):
-            return None
+        if t is None or t.shredded or t.active not in t.keys or self._stale(t):
+            return None  # (an active key that does not open: sealing_key says why)
+        assert t.active is not None
         return t.active, t.keys[t.active]
 
     async def sealing_key(
