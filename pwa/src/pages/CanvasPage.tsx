@@ -2,29 +2,24 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import type { Canvas, CanvasElement, DocumentMetadata, SyncedDocument } from 'syncd-client'
 import * as Y from 'yjs'
 
+import { CanvasTopBar } from '../canvas/CanvasTopBar'
 import { ElementView } from '../canvas/Elements'
+import { PeerCursors, SelectionBox } from '../canvas/Overlays'
 import { TextEditor } from '../canvas/TextEditor'
-import { CanvasToolbar, TOOLS, type Tool } from '../canvas/Toolbar'
-import { Disclosure, MoreIcon } from '../canvas/Disclosure'
+import { CanvasToolbar, type Tool } from '../canvas/Toolbar'
 import { FollowPill } from '../canvas/FollowPill'
-import { exportPdf, exportPng, exportSvg } from '../canvas/exportCanvas'
-import { TitleField } from '../canvas/TitleField'
 import { useAutoFit } from '../canvas/useAutoFit'
+import { useCanvasKeys } from '../canvas/useCanvasKeys'
 import { Icon } from '../components/Icon'
 import { type Box, type View, bounds, clampScale, toWorld, zoomAt } from '../canvas/geometry'
 import '../canvas/canvas.css'
 import { HistoryPanel } from '../components/HistoryPanel'
-import { Presence } from '../components/Presence'
 import { RecoveredNotice } from '../components/RecoveredNotice'
 import { ShareDialog } from '../components/ShareDialog'
-import { TrashButton } from '../components/Trash'
-import { StatusPill } from '../components/StatusPill'
 import { DECK, DECK_ID } from '../lib/deck'
-import { download, slug } from '../lib/download'
 import { docsMap, remember } from '../lib/library'
 import { PHONE_QUERY, useMediaQuery } from '../lib/useMediaQuery'
 import { useApp, useDocState, useDocument, useLoaded, usePeers, useYVersion } from '../lib/sync'
-import { Menu } from './JournalPage'
 
 type Gesture =
   | { kind: 'pan', sx: number, sy: number, view: View }
@@ -353,43 +348,10 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
     }
   }, [selected, canEdit, canvas])
 
-  // Keyboard: tools, delete, undo/redo, zoom.
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      const target = e.target as HTMLElement
-      if (target.closest('input, textarea, select, [contenteditable], dialog')) return
-      const mod = e.ctrlKey || e.metaKey
-      if (mod && e.key.toLowerCase() === 'z') {
-        e.preventDefault()
-        if (!canEdit) return
-        if (e.shiftKey) undo.redo(); else undo.undo()
-      } else if (mod && e.key.toLowerCase() === 'y') {
-        e.preventDefault()
-        if (canEdit) undo.redo()
-      } else if (e.key === 'Delete' || e.key === 'Backspace') {
-        removeSelected()
-      } else if (e.key === 'Escape') {
-        setSelected(null); setConnectFrom(null); setTool('select')
-      } else if (e.key.startsWith('Arrow') && selected && canEdit && byId.get(selected)?.kind !== 'connector') {
-        // Keyboard move: 10 units, 1 with Shift.
-        e.preventDefault()
-        const el = byId.get(selected)!
-        const step = e.shiftKey ? 1 : 10
-        const dx = e.key === 'ArrowLeft' ? -step : e.key === 'ArrowRight' ? step : 0
-        const dy = e.key === 'ArrowUp' ? -step : e.key === 'ArrowDown' ? step : 0
-        canvas.move(selected, el.x + dx, el.y + dy)
-      } else if (e.key === 'Enter' && selected && byId.get(selected)?.kind === 'text' && canEdit) {
-        e.preventDefault(); setEditingText(selected)
-      } else if (!mod && !e.altKey) {
-        const match = TOOLS.find(([, , , key]) => key === e.key.toLowerCase())
-        if (match && (canEdit || match[0] === 'select' || match[0] === 'hand')) setTool(match[0])
-        if (e.key === '+' || e.key === '=') { stopAutoFit(); setView(zoomAt(viewRef.current, 1.2, size.w / 2, size.h / 2)) }
-        if (e.key === '-') { stopAutoFit(); setView(zoomAt(viewRef.current, 1 / 1.2, size.w / 2, size.h / 2)) }
-      }
-    }
-    window.addEventListener('keydown', onKey)
-    return () => window.removeEventListener('keydown', onKey)
-  }, [canEdit, undo, removeSelected, selected, byId, size, setView, canvas, stopAutoFit])
+  useCanvasKeys({
+    canvas, canEdit, undo, selected, byId, size, viewRef, setView, stopAutoFit, removeSelected,
+    setSelected, setConnectFrom, setTool, setEditingText
+  })
 
   useEffect(() => { if (!canEdit && tool !== 'select' && tool !== 'hand') setTool('select') }, [canEdit, tool])
   useEffect(() => { if (selected && !byId.has(selected)) setSelected(null) }, [byId, selected])
@@ -410,67 +372,19 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
     if (selected && canEdit && canvas.has(selected)) canvas.setColor(selected, value)
   }
 
-  const exportPNG = async () => {
-    if (!worldRef.current) return
-    const { svg, box } = exportSvg(worldRef.current, canvas.elements(), background)
-    const blob = await exportPng(svg, box)
-    if (blob) download(`${slug(title, 'canvas')}.png`, blob)
-  }
-  const exportPDF = async () => {
-    if (!worldRef.current) return
-    const { svg, box } = exportSvg(worldRef.current, canvas.elements(), background)
-    download(`${slug(title, 'canvas')}.pdf`, await exportPdf(svg, box, title))
-  }
-  const exportJSON = () => download(`${slug(title, 'canvas')}.json`, JSON.stringify(canvas.toJSON(), null, 2), 'application/json')
-
   const selectedEl = selected ? byId.get(selected) ?? null : null
   const selBox = selectedEl && selectedEl.kind !== 'connector' ? bounds(selectedEl) : null
   // Read from the document, not the rendered list: a new text box gets its editor at once,
   // not a frame later (keys typed in that frame would go to the page's shortcuts).
   const editingEl = editingText && canvas.has(editingText) ? byId.get(editingText) ?? canvas.element(editingText) : null
   const roles: Record<string, string> = { [owner]: 'owner', ...(meta?.grants ?? {}) }
-  const presentButton = (
-    <button type='button' className={`button ghost ${presenting ? 'active' : ''}`} aria-pressed={presenting} data-closes
-      onClick={() => setPresenting(!presenting)} title='Others can follow your view'>
-      <Icon name='present' size={18} /><span className='label'>{presenting ? 'Presenting' : 'Present'}</span>
-    </button>
-  )
-  const historyButton = (
-    <button type='button' className='button ghost' data-closes onClick={() => setHistoryOpen(true)}>
-      <Icon name='history' size={18} /><span className='label'>History</span>
-    </button>
-  )
 
   return (
     <div className='page canvas-page'>
-      <header className='topbar canvas-topbar'>
-        <a className='icon-button' href='#/' aria-label='Back to home'><Icon name='back' /></a>
-        <TitleField title={title} disabled={!canEdit} placeholder={loaded ? 'Untitled canvas' : 'Loading…'} onRename={(t) => canvas.rename(t)} />
-        <StatusPill doc={doc} />
-        <Presence peers={peers} roles={roles} following={following} onFollow={compact ? undefined : follow} />
-        {!compact && <>
-          {presentButton}
-          <Menu label='Export'>
-            <button type='button' role='menuitem' onClick={exportPNG}>Export PNG</button>
-            <button type='button' role='menuitem' onClick={exportPDF}>Export PDF</button>
-            <button type='button' role='menuitem' onClick={exportJSON}>Export JSON</button>
-          </Menu>
-          {historyButton}
-        </>}
-        <button type='button' className='button' onClick={() => setSharing(true)}><Icon name='share' size={18} /><span className='label'>Share</span></button>
-        {!compact && owner === me && <TrashButton name={name} kind='canvas' title={title} library={library} />}
-        {compact && (
-          // On a phone one row holds title, status, people and Share; the rest is one tap away.
-          <Disclosure label='More actions' className='topbar-more' panelClassName='topbar-panel' button={<MoreIcon />}>
-            {presentButton}
-            <button type='button' className='button ghost' data-closes onClick={exportPNG}><Icon name='download' size={18} />Export PNG</button>
-            <button type='button' className='button ghost' data-closes onClick={exportPDF}><Icon name='download' size={18} />Export PDF</button>
-            <button type='button' className='button ghost' data-closes onClick={exportJSON}><Icon name='download' size={18} />Export JSON</button>
-            {historyButton}
-            {owner === me && <TrashButton name={name} kind='canvas' title={title} library={library} />}
-          </Disclosure>
-        )}
-      </header>
+      <CanvasTopBar doc={doc} name={name} library={library} canvas={canvas} worldRef={worldRef} title={title}
+        background={background} canEdit={canEdit} loaded={loaded} compact={compact} owner={owner} me={me}
+        peers={peers} roles={roles} following={following} onFollow={follow}
+        presenting={presenting} onPresenting={setPresenting} onHistory={() => setHistoryOpen(true)} onShare={() => setSharing(true)} />
       {state.readonly && <p className='banner'>View only — {owner} is sharing this canvas with you. Editing tools are off.</p>}
       {state.status === 'denied' && <p className='banner error'>You cannot open this canvas: {state.deniedReason}.</p>}
       <RecoveredNotice doc={doc} kind='canvas' />
@@ -493,23 +407,10 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
             </g>
             {preview && <rect x={preview.x} y={preview.y} width={preview.w} height={preview.h} fill='rgba(61,90,128,0.12)' stroke='#3d5a80' strokeDasharray='6 4' strokeWidth={1.5 / view.scale} />}
             {selBox && (
-              <g className='selection' pointerEvents='none'>
-                <rect x={selBox.x - 6} y={selBox.y - 6} width={selBox.w + 12} height={selBox.h + 12} fill='none'
-                  stroke={connectFrom === selected ? '#e76f51' : '#2563eb'} strokeWidth={2 / view.scale} strokeDasharray={`${6 / view.scale} ${4 / view.scale}`} rx={6} />
-                {canEdit && tool === 'select' && selectedEl && selectedEl.kind !== 'stroke' && (
-                  <rect data-handle='resize' pointerEvents='all' x={selBox.x + selBox.w + 6 - 9 / view.scale} y={selBox.y + selBox.h + 6 - 9 / view.scale}
-                    width={18 / view.scale} height={18 / view.scale} rx={4 / view.scale} fill='#ffffff' stroke='#2563eb' strokeWidth={2 / view.scale}
-                    style={{ cursor: 'nwse-resize' }} />
-                )}
-              </g>
+              <SelectionBox box={selBox} scale={view.scale} connecting={connectFrom === selected}
+                resizable={canEdit && tool === 'select' && selectedEl?.kind !== 'stroke'} />
             )}
-            {peers.filter((p) => !p.self && p.cursor).map((p) => (
-              <g key={p.clientId} transform={`translate(${p.cursor!.x} ${p.cursor!.y}) scale(${1 / view.scale})`} pointerEvents='none' className='cursor'>
-                <path d='M0 0 L0 20 L5.5 15 L9.5 24 L13 22.5 L9 14 L16 14 Z' fill={p.color} stroke='#ffffff' strokeWidth={1.5} />
-                <rect x={14} y={20} rx={6} height={22} width={p.name.length * 8 + 16} fill={p.color} />
-                <text x={22} y={35} fontSize={13} fill='#ffffff' fontFamily='system-ui, sans-serif' fontWeight={600}>{p.name}</text>
-              </g>
-            ))}
+            <PeerCursors peers={peers} scale={view.scale} />
           </g>
         </svg>
 
