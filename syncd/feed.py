@@ -5,6 +5,10 @@ answers ``{"events": [...], "next": CURSOR}`` (msgpack; JSON with base64 updates
 accepts ``application/json``). ``ws://…/v1/feed?after=CURSOR`` pushes the same pages as they are
 committed. Services and admins only; a tenant's documents only.
 
+A service token with a ``purpose`` reads through its writers' consent (``syncd/feed_consent.py``:
+``withheld`` events, placeholders, the consented projection), and every page with events served
+to a service or admin is recorded in the audit trail before it is sent (docs/privacy.md).
+
 Cursors are opaque strings; inside they are feed positions (see ``storage/feed.py`` for why a
 position, once visible, is never followed by a smaller one). ``next`` is always present: pass it
 back as ``after``, also when ``events`` is empty.

@@ -91,8 +91,6 @@ async def consent_gate(
 def withheld_json(event: FeedEvent, *, binary: bool, with_placeholder: bool) -> dict[str, Any]:
     """A withheld update (or a purpose-bound reset) as served: only what the contract lists,
     plus, for ``format=updates``, the placeholder that keeps the subscriber's replica going."""
-    gap = filler(event.data)
-    data: Any = gap if binary else base64.b64encode(gap).decode()
     cursor = f"c{event.pos:x}"
     if event.type == "reset":
         return {
@@ -100,7 +98,7 @@ def withheld_json(event: FeedEvent, *, binary: bool, with_placeholder: bool) -> 
             "cursor": cursor,
             "doc": event.doc,
             "seq": event.seq,
-            "state": data,
+            "state": _bytes(filler(event.data), binary),
             "reason": "consent",
         }
     out: dict[str, Any] = {
@@ -111,8 +109,12 @@ def withheld_json(event: FeedEvent, *, binary: bool, with_placeholder: bool) -> 
         "reason": "consent",
     }
     if with_placeholder:
-        out["placeholder"] = data
+        out["placeholder"] = _bytes(filler(event.data), binary)
     return out
+
+
+def _bytes(data: bytes, binary: bool) -> Any:
+    return data if binary else base64.b64encode(data).decode()
 
 
 def project(history: ConsentedHistory) -> tuple[bytes, set[str]]:
