@@ -234,6 +234,12 @@ async def test_a_viewers_forced_edit_is_rolled_back(app, users):
     await expect(bob.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
     await expect(page.locator(".entry-item", has_text="Alice's entry")).to_have_count(1)
     await page.screenshot(path=artifact("journal-viewer-refused-phone.png"))
+    # What he wrote is not lost to him: the notice offers it as a file.
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="Download it").click()
+    path = await (await info.value).path()
+    assert path is not None
+    assert "Forced by bob" in await anyio.Path(path).read_text()
     await page.get_by_role("button", name="OK").click()
     await expect(page.get_by_test_id("refused-notice")).to_have_count(0)
 

@@ -66,7 +66,7 @@ function DocumentRoute ({ route, library }: { route: Extract<Route, { doc: strin
   const key = `${route.doc}#${resets}#${rollback.count}`
   return (
     <>
-      {rollback.refused && <RefusedNotice kind={route.page} onDismiss={rollback.dismiss} />}
+      {rollback.kept && <RefusedNotice name={route.doc} kept={rollback.kept} onDismiss={rollback.dismiss} />}
       {route.page === 'journal'
         ? <JournalPage key={key} name={route.doc} entryId={route.entry} library={library} />
         : <CanvasPage key={key} name={route.doc} library={library} />}
