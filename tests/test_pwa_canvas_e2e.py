@@ -517,6 +517,28 @@ async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
     await page.keyboard.press("Escape")
     final = await converge(app, doc, alice)
     assert "Typed on a phone" in texts_of(final)
+
+    # A box made low on the screen, then the on-screen keyboard takes half of it (the layout
+    # viewport shrinks, as with interactive-widget=resizes-content): the editor moves up into
+    # what is left, above the tool bar, and the keys still all land.
+    await page.get_by_role("button", name="Text (T)").tap()
+    await page.touchscreen.tap(stage["x"] + 60, stage["y"] + stage["height"] - 110)
+    editor = page.get_by_label("Edit text")
+    await expect(editor).to_be_focused()
+    await page.set_viewport_size({"width": PHONE["width"], "height": 460})
+    await expect(editor).to_be_in_viewport(ratio=1)
+    await page.evaluate(TWO_FRAMES)
+    placed = await page.evaluate("""() => {
+      const box = (s) => document.querySelector(s).getBoundingClientRect()
+      return { editor: box('.text-editor').bottom, toolbar: box('.toolbar').top }
+    }""")
+    assert placed["editor"] <= placed["toolbar"], placed
+    await page.keyboard.type("above the keyboard", delay=10)
+    await page.screenshot(path=artifact("canvas-phone-keyboard.png"))
+    await page.keyboard.press("Escape")
+    await page.set_viewport_size(PHONE)
+    final = await converge(app, doc, alice)
+    assert "above the keyboard" in texts_of(final)
     await cdp.detach()
 
 

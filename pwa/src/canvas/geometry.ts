@@ -155,3 +155,14 @@ export function isRtl (text: string): boolean {
   const match = text.match(/[A-Za-z\u00C0-\u024F\u0590-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFF]/)
   return Boolean(match && /[\u0590-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFF]/.test(match[0]))
 }
+
+/**
+ * How far (px, screen) the view must move down (positive) or up (negative) so that `inner`
+ * lies between `top` and `bottom`; 0 when it does, or when it is taller than the gap.
+ */
+export function shiftIntoView (inner: { top: number, bottom: number }, top: number, bottom: number): number {
+  if (inner.bottom - inner.top > bottom - top) return top - inner.top
+  if (inner.bottom > bottom) return bottom - inner.bottom
+  if (inner.top < top) return top - inner.top
+  return 0
+}

@@ -11,7 +11,7 @@ import { FollowPill } from '../canvas/FollowPill'
 import { useAutoFit } from '../canvas/useAutoFit'
 import { useCanvasKeys } from '../canvas/useCanvasKeys'
 import { Icon } from '../components/Icon'
-import { type Box, type View, bounds, clampScale, toWorld, zoomAt } from '../canvas/geometry'
+import { type Box, type View, bounds, clampScale, shiftIntoView, toWorld, zoomAt } from '../canvas/geometry'
 import '../canvas/canvas.css'
 import { HistoryPanel } from '../components/HistoryPanel'
 import { RecoveredNotice } from '../components/RecoveredNotice'
@@ -99,6 +99,19 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   const { size: measured, fit, stopAutoFit } = useAutoFit({ canvas, svgRef, loaded, status: state.status, version, setView })
   const size = measured ?? { w: 800, h: 600 }
   const follow = useCallback((clientId: number | null) => { stopAutoFit(); setFollowing(clientId) }, [stopAutoFit])
+
+  // The text being edited stays on screen, above the tool bar: when it is made low on the
+  // stage, and when the on-screen keyboard shrinks the stage (interactive-widget=resizes-content).
+  useEffect(() => {
+    const svg = svgRef.current
+    const editor = svg?.parentElement?.querySelector('.text-editor')
+    if (!svg || !editor || !measured) return
+    const stage = svg.getBoundingClientRect()
+    const toolbar = svg.parentElement?.querySelector('.toolbar')?.getBoundingClientRect()
+    const bottom = Math.min(stage.bottom, toolbar?.height ? toolbar.top : stage.bottom) - 8
+    const dy = shiftIntoView(editor.getBoundingClientRect(), stage.top + 8, bottom)
+    if (dy) setView({ ...viewRef.current, ty: viewRef.current.ty + dy })
+  }, [measured, editingText, setView])
 
   // Presence: who I am, where my cursor is, my viewport when presenting.
   useEffect(() => {
