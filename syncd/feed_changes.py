@@ -69,6 +69,8 @@ class ChangeStreams:
         """Add ``changes`` (a list of change dicts) to each rendered event, in place; withheld
         events get none, but advance their document's decoder with their placeholder."""
         purpose = gate.purpose if gate is not None else None
+        # Rebuilt during this page: their projections read consent themselves, just now.
+        fresh: set[tuple[DocKey, str | None]] = set()
         for event, out in zip(events, rendered, strict=True):
             slot = (DocKey(tenant, event.doc), purpose)
             if event.type == "reset":
@@ -80,9 +82,12 @@ class ChangeStreams:
             if (
                 stream is None
                 or stream.seq != event.seq - 1
-                or (gate is not None and not gate.all_consent(stream.revealed))
+                or (
+                    gate is not None and slot not in fresh and not gate.all_consent(stream.revealed)
+                )
             ):
                 stream = await self._rebuild(slot, event.seq)
+                fresh.add(slot)
                 if stream is None:
                     if not withheld:
                         out["changes"] = None  # its history is gone: a reset will follow
