@@ -5,7 +5,9 @@
 // by itself. Browsers that only overlay the keyboard (iOS Safari, older Chromium) shrink just
 // the visual viewport; for them the height it covers is published as `--keyboard-inset` (0 when
 // closed or already resized for), which the journal page adds below its content so that the
-// end of the text can scroll above the keyboard, and the focused field is scrolled into view.
+// end of the text can scroll above the keyboard, and a focused one-line field is scrolled into
+// view. A focused textarea is left to the browser, which keeps its caret visible as one types:
+// scrolling a textarea taller than the screen "into view" would show its top, not the caret.
 import { useEffect } from 'react'
 
 export function useKeyboardInset (): void {
@@ -17,7 +19,7 @@ export function useKeyboardInset (): void {
       const covered = Math.max(0, window.innerHeight - viewport.height - viewport.offsetTop)
       root.style.setProperty('--keyboard-inset', `${Math.round(covered)}px`)
       const field = document.activeElement
-      if (covered > 0 && field instanceof HTMLElement && field.matches('input, textarea')) {
+      if (covered > 0 && field instanceof HTMLElement && field.matches('input')) {
         field.scrollIntoView({ block: 'nearest' })
       }
     }
