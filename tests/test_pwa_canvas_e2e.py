@@ -471,6 +471,15 @@ async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
     await red.tap()
     await expect(red).to_be_hidden()
 
+    # The deck on a phone: on screen, above the tool bar, cards placed by a tap.
+    await page.get_by_role("button", name="Cards from the deck").tap()
+    tray = page.get_by_role("dialog", name="Deck of cards")
+    await expect(tray).to_be_in_viewport(ratio=1)
+    await page.screenshot(path=artifact("canvas-phone-deck.png"))
+    await page.get_by_role("button", name="Place card Hope").tap()
+    await page.get_by_role("button", name="Close the deck").tap()
+    await expect(page.locator("[data-kind=card]")).to_have_count(1)
+
     # The top bar's "more": present, exports, history, trash.
     await page.get_by_role("button", name="More actions").click()
     await expect(page.get_by_role("button", name="Export PDF")).to_be_in_viewport(ratio=1)

@@ -368,6 +368,8 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
 
   useEffect(() => { if (!canEdit && tool !== 'select' && tool !== 'hand') setTool('select') }, [canEdit, tool])
   useEffect(() => { if (selected && !byId.has(selected)) setSelected(null) }, [byId, selected])
+  // A text box deleted by someone else while it is edited: its editor is gone, so is the state.
+  useEffect(() => { if (editingText && !canvas.has(editingText)) setEditingText(null) }, [byId, editingText, canvas])
 
   const placeCard = (cardId: string) => {
     stopAutoFit()
