@@ -414,3 +414,29 @@ async def test_consent_and_audit_as_an_ordinary_role_under_row_security(postgres
         with psycopg.connect(libpq(postgres_url), autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+async def test_a_long_poll_wakes_with_a_withheld_event(any_daemon):
+    d = any_daemon
+    svc = auth(d.token("insights", role="service", purpose="analytics"))
+    async with httpx.AsyncClient(base_url=d.http, timeout=30) as http:
+        first = msgpack.unpackb((await http.get("/v1/feed", headers=svc)).content)
+        poll = asyncio.create_task(
+            http.get(
+                "/v1/feed",
+                params={"after": first["next"], "wait": 20, "format": "changes"},
+                headers={**svc, "accept": "application/json"},
+            )
+        )
+        doc = pycrdt.Doc()
+        doc.get("m", type=pycrdt.Map)["note"] = "BOB-PLANTED-NOTE"
+        r = await http.post(
+            "/v1/docs/bob/notes/updates", content=doc.get_update(), headers=auth(d.token("bob"))
+        )
+        assert r.status_code == 200
+        page = await asyncio.wait_for(poll, 20)
+    assert b"BOB-PLANTED" not in page.content and b"bob" not in page.content.replace(
+        b"bob/notes", b""
+    )
+    [event] = page.json()["events"]
+    assert set(event) == WITHHELD_KEYS and event["doc"] == "bob/notes"
