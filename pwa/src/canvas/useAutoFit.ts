@@ -60,7 +60,8 @@ export function useAutoFit ({ canvas, svgRef, loaded, status, version, setView }
     auto.current.sizeAtFit = `${rect.width}x${rect.height}`
   }, [canvas, svgRef, setView])
 
-  useEffect(() => {
+  // Before paint, so an open never flashes the content at 100% first.
+  useLayoutEffect(() => {
     const state = auto.current
     if (!state.on || !size || !loaded) return
     if (!state.synced) {
