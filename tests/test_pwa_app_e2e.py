@@ -27,8 +27,10 @@ from tests.support.pwa_users import (
     PHONE_OPTIONS,
     WAIT_MS,
     go_home,
+    load,
     new_canvas,
     no_horizontal_scroll,
+    reload,
     server_get,
     server_json,
     share,
@@ -250,7 +252,7 @@ async def test_a_viewers_forced_edit_is_rolled_back(app, users):
     titles = {e["title"] for e in (await server_json(app, "alice/journal"))["entries"].values()}
     assert titles == {"Alice's entry", "Second"}
     # After a reload the refused entry does not come back from the device's storage either.
-    await page.reload()
+    await reload(page)
     await expect(bob.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
     await expect(page.locator(".entry-item")).to_have_count(2)
 
@@ -280,7 +282,7 @@ async def test_privacy_page_consent_and_export(app, users):
     await switch.check()
     await expect(state).to_have_text("Allowed · saved", timeout=WAIT_MS)
     assert (await server_get(app, "/v1/principals/alice/consent", "alice")).json()["analytics"]
-    await page.reload()
+    await reload(page)
     await expect(switch).to_be_checked(timeout=WAIT_MS)
     await expect(state).to_have_text("Allowed")
     await switch.uncheck()
@@ -407,7 +409,7 @@ async def test_sign_in_and_missing_document_pages_on_a_phone(app, browser):
     context = await browser.new_context(**PHONE_OPTIONS)
     try:
         page = await context.new_page()
-        await page.goto(f"{app.http}/")
+        await load(page, f"{app.http}/")
         await expect(page.get_by_label("Your name")).to_be_focused()
         await tab_through(page)
         await assert_accessible(page, "the sign-in page")

@@ -11,14 +11,17 @@ that pytest finds them.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from tests.support.browser import CHROMIUM_ARGS, build_pwa, require_browser
+from tests.support.browser import CHROMIUM_ARGS, PWA, build_pwa, require_browser
 from tests.support.servers import RunningDaemon, start_daemon
 from tests.support.tcp_proxy import TcpProxy
 
@@ -33,8 +36,10 @@ __all__ = [
     "browser",
     "chromium",
     "go_home",
+    "load",
     "new_canvas",
     "no_horizontal_scroll",
+    "reload",
     "server_get",
     "server_json",
     "share",
@@ -73,6 +78,32 @@ class User:
         return self.page.locator(".topbar [data-status]").first
 
 
+@asynccontextmanager
+async def dist_unchanged() -> AsyncIterator[None]:
+    """Hold off other test sessions' rebuilds of ``pwa/dist`` (``build_pwa`` takes this lock
+    exclusively) while the app's files are served: a page loaded while another session's vite
+    empties ``dist`` gets "Not Found" (seen with several engineers running tests side by side)."""
+    with open(PWA / ".build.lock", "a") as lock:  # noqa: ASYNC230 (an empty lock file)
+        await anyio.to_thread.run_sync(fcntl.flock, lock, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+async def load(page: Any, url: str) -> None:
+    """``page.goto(url)`` for a URL that fetches the app (not only a new ``#`` route)."""
+    async with dist_unchanged():
+        await page.goto(url)
+        await page.wait_for_load_state("load")
+
+
+async def reload(page: Any) -> None:
+    async with dist_unchanged():
+        await page.reload()
+        await page.wait_for_load_state("load")
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     exe = require_browser()
@@ -82,7 +113,8 @@ def chromium() -> str:
 
 @pytest.fixture
 async def app(settings, chromium) -> AsyncIterator[RunningDaemon]:
-    running = await start_daemon(replace(settings, dev_login=True))
+    async with dist_unchanged():  # it serves the app only if pwa/dist/index.html is there
+        running = await start_daemon(replace(settings, dev_login=True))
     try:
         yield running
     finally:
@@ -120,7 +152,7 @@ async def users(app, browser) -> AsyncIterator[Any]:
             lambda msg: user.console_errors.append(msg.text) if msg.type == "error" else None,
         )
         made.append(user)
-        await page.goto(f"{user.origin}/")
+        await load(page, f"{user.origin}/")
         await page.get_by_label("Your name").fill(name)
         await page.get_by_role("button", name="Continue").click()
         await expect(page.get_by_role("heading", name="Canvases")).to_be_visible()
