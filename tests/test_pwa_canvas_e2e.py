@@ -18,6 +18,7 @@ pages (the rendered SVG, the SDK's document), what reached the server through th
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -329,6 +330,38 @@ async def test_remote_edit_while_typing_keeps_the_caret(app, users):
     final = await converge(app, doc, alice, bob)
     assert texts_of(final) == ["Note: Bob was here again"]
     assert await rendered_texts(bob) == ["Note: Bob was here again"]
+
+
+async def test_two_people_typing_at_the_same_spot_keep_their_words(app, users):
+    """Alice and bob type into the same text box, at its end, at the same time: nothing is
+    lost, each one's run of letters stays together (a caret stays before what the other typed
+    at it), and both editors show the document's final text."""
+    from playwright.async_api import expect
+
+    alice = await users("alice")
+    doc = await new_canvas(alice)
+    await share(app, doc, {"bob": "editor"})
+    bob = await users("bob")
+    await open_canvas(bob, doc)
+    await type_text_box(alice, (300, 200), "Plan:", 0)
+    await converge(app, doc, alice, bob)
+
+    for user in (alice, bob):
+        await user.page.locator("[data-kind=text]").dblclick()
+        await expect(user.page.get_by_label("Edit text")).to_be_focused()
+        await user.page.keyboard.press("End")
+    words = {"alice": " tea at four", "bob": " bring cake"}
+    await asyncio.gather(*(u.page.keyboard.type(words[u.name], delay=15) for u in (alice, bob)))
+    for user in (alice, bob):
+        await user.page.keyboard.press("Escape")
+    final = await converge(app, doc, alice, bob)
+    [text] = texts_of(final)
+    assert text in (
+        "Plan:" + words["alice"] + words["bob"],
+        "Plan:" + words["bob"] + words["alice"],
+    ), text
+    for user in (alice, bob):
+        assert await rendered_texts(user) == [text]
 
 
 # Every element's box on screen, the stage's, and the overlays' (tool bar, zoom buttons).

@@ -7,16 +7,20 @@ import type * as Y from 'yjs'
 
 type Delta = Y.YTextEvent['delta']
 
-/** Where position `index` of the text before `delta` lands in the text after it. */
-export function mapIndex (index: number, delta: Delta): number {
+/**
+ * Where position `index` of the text before `delta` lands in the text after it. An insert
+ * exactly at `index` goes after it with `assoc` -1 (the caret stays before what someone else
+ * typed there, so two people typing at the same spot each keep their own run of letters
+ * together), before it with 1.
+ */
+export function mapIndex (index: number, delta: Delta, assoc: -1 | 1 = -1): number {
   let at = 0 // position in the old text
   let shift = 0
   for (const op of delta) {
     if (op.retain !== undefined) {
       at += op.retain
     } else if (op.insert !== undefined) {
-      // An insert exactly at the caret pushes it right, as a Y.RelativePosition would.
-      if (at <= index) shift += typeof op.insert === 'string' ? op.insert.length : 1
+      if (at < index || (at === index && assoc > 0)) shift += typeof op.insert === 'string' ? op.insert.length : 1
     } else if (op.delete !== undefined) {
       if (at < index) shift -= Math.min(op.delete, index - at)
       at += op.delete
@@ -59,8 +63,10 @@ export function bindTextarea (
     area.value = next
     shown = next
     if (focused) {
-      const start = Math.min(mapIndex(selectionStart, event.delta), next.length)
-      const end = Math.min(mapIndex(selectionEnd, event.delta), next.length)
+      // A range keeps what is typed at its edges outside it; a caret stays before it.
+      const collapsed = selectionStart === selectionEnd
+      const start = Math.min(mapIndex(selectionStart, event.delta, collapsed ? -1 : 1), next.length)
+      const end = Math.min(mapIndex(selectionEnd, event.delta, -1), next.length)
       area.setSelectionRange(start, end, selectionDirection)
     }
     onChange()

@@ -333,7 +333,9 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   }
 
   const onDoubleClick = (e: React.MouseEvent) => {
-    const hit = elementAt(e.target)
+    // The pointer was captured by the stage on pointer down, so the event's target is the
+    // stage itself: ask what is under the pointer instead.
+    const hit = elementAt(document.elementFromPoint(e.clientX, e.clientY))
     if (hit?.kind === 'text' && canEdit) setEditingText(hit.id)
   }
 
