@@ -583,6 +583,14 @@ async def test_phone_canvas_fits_the_screen_and_takes_touch(app, users):
     assert "above the keyboard" in texts_of(final)
     await cdp.detach()
 
+    # The PDF from the phone's "More actions": the stroke, card, shapes and texts, as vectors.
+    data = await export(alice, "Export PDF")
+    artifact("canvas-export-phone.pdf").write_bytes(data)
+    text, images = pdf_text(data)
+    for words in ("Typed on a phone", "above the keyboard", "Main idea", "Hope"):
+        assert words in text, (words, text)
+    assert images == 0
+
 
 async def test_phone_viewer_follows_with_the_top_bar_on_screen(app, users):
     """A viewer on a phone following the presenter: "Follow alice" is offered over the canvas
