@@ -626,6 +626,28 @@ async def test_phone_viewer_follows_with_the_top_bar_on_screen(app, users):
     await page.screenshot(path=artifact("canvas-viewer-phone-following.png"))
 
 
+@pytest.mark.parametrize("width", [390, 768, 1024, 1280])
+async def test_the_tool_bar_never_scrolls_sideways(app, users, width):
+    """At every width from a phone to a laptop, with the pen's options open (the widest bar),
+    the tool bar fits the screen and undo, redo and delete are on it."""
+    from playwright.async_api import expect
+
+    alice = await users("alice", viewport={"width": width, "height": 800})
+    page = alice.page
+    await new_canvas(alice, "Mind map")
+    await page.get_by_role("button", name="Pen (P)").click()
+    fits = await page.evaluate(
+        """() => {
+          const t = document.querySelector('.toolbar')
+          const r = t.getBoundingClientRect()
+          return t.scrollWidth <= t.clientWidth && r.left >= 0 && r.right <= innerWidth
+        }"""
+    )
+    assert fits, f"the tool bar does not fit {width} px"
+    for name in ("Undo (Ctrl+Z)", "Redo (Ctrl+Shift+Z)", "Delete selected"):
+        await expect(page.get_by_role("button", name=name)).to_be_in_viewport(ratio=1)
+
+
 async def test_canvas_page_passes_axe_and_the_keyboard(app, users):
     """Acceptance 6 (accessibility): axe-core reports no serious or critical violation on the
     canvas page (desktop, with the deck open; phone, with both "more" panels open); Tab reaches

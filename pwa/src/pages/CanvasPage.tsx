@@ -18,7 +18,7 @@ import { RecoveredNotice } from '../components/RecoveredNotice'
 import { ShareDialog } from '../components/ShareDialog'
 import { DECK, DECK_ID } from '../lib/deck'
 import { docsMap, remember } from '../lib/library'
-import { PHONE_QUERY, useMediaQuery } from '../lib/useMediaQuery'
+import { NARROW_TOOLBAR_QUERY, PHONE_QUERY, useMediaQuery } from '../lib/useMediaQuery'
 import { useApp, useDocState, useDocument, useLoaded, usePeers, useYVersion } from '../lib/sync'
 
 type Gesture =
@@ -42,6 +42,7 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
   const canEdit = loaded && !state.readonly && state.status !== 'denied'
 
   const compact = useMediaQuery(PHONE_QUERY)
+  const compactTools = useMediaQuery(NARROW_TOOLBAR_QUERY)
   const svgRef = useRef<SVGSVGElement>(null)
   const worldRef = useRef<SVGGElement>(null)
   const [view, setViewState] = useState<View>({ tx: 0, ty: 0, scale: 1 })
@@ -464,7 +465,7 @@ export function CanvasPage ({ name, library }: { name: string, library: SyncedDo
           </div>
         )}
 
-        <CanvasToolbar compact={compact}
+        <CanvasToolbar compact={compactTools}
           tool={tool} onTool={(id) => { setTool(id); setConnectFrom(null) }} canEdit={canEdit}
           shapeKind={shapeKind} onShapeKind={setShapeKind} penWidth={penWidth} onPenWidth={setPenWidth}
           color={color} onColor={applyColor} deckOpen={deckOpen} onDeckOpen={setDeckOpen}
