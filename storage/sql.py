@@ -594,6 +594,12 @@ class SqlStore:
         async with self._begin(tenants=[key.tenant], write=False) as conn:
             return await self._meta(conn, key)
 
+    async def principal_erased(self, tenant: str, sub: str) -> bool:
+        """Whether ``sub`` was erased in ``tenant`` (``storage/erased_principals.py``): a token
+        of theirs still within its lifetime must not write their name anywhere again."""
+        async with self._begin(tenants=[tenant], write=False) as conn:
+            return await is_erased(conn, tenant, sub)
+
     async def _meta(self, conn: AsyncConnection, key: DocKey) -> DocMeta | None:
         doc = await self._doc_row(conn, key)
         if doc is None:

@@ -157,6 +157,9 @@ class Store(Protocol):
     async def meta(self, key: DocKey) -> DocMeta | None:
         """Metadata and access settings; ``None`` if it never existed (deleted ones are kept)."""
 
+    async def principal_erased(self, tenant: str, sub: str) -> bool:
+        """Whether ``sub`` was erased in ``tenant`` (``DELETE /v1/principals/{sub}``)."""
+
     async def set_access(self, key: DocKey, mode: str, grants: Mapping[str, str]) -> DocMeta:
         """Replace the access mode and grants (one transaction); ``KeyError`` if absent."""
 

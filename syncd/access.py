@@ -19,6 +19,9 @@ Rules:
 - services and admins read and write every document of their tenant, under their own name.
 - everyone else is refused with the same answer whether or not the document exists, so a
   refusal never tells that a document exists.
+- a service whose token names a ``purpose`` reads only through the consent gate: the feed and
+  ``GET …/state``; it may write (``POST …/updates``); every other document endpoint refuses it
+  (``PURPOSE_BOUND``).
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ class RefusalReason(enum.Enum):
     DELETED = "deleted"  # a deleted document the caller could otherwise see
     NOT_PRIVILEGED = "not_privileged"  # an endpoint for services and admins (the feed)
     UNAVAILABLE = "unavailable"  # the database cannot be read now: try again later
+    # A service bound to a purpose reads only where consent is enforced: the feed and the
+    # consent-gated state read (docs/privacy.md). A socket, versions or activity would bypass it.
+    PURPOSE_BOUND = "purpose_bound"
 
 
 class Refusal(Exception):
@@ -211,6 +217,27 @@ class Authorizer:
         self._loaded = loaded
         self._reading: dict[DocKey, asyncio.Future[DocMeta | None]] = {}
 
+    @staticmethod
+    def refuse_purpose_bound(identity: Identity) -> None:
+        """Raises:
+        Refusal: ``PURPOSE_BOUND`` for a service bound to a purpose (the gate is elsewhere)."""
+        if identity.bound_purpose is not None:
+            raise Refusal(
+                RefusalReason.PURPOSE_BOUND,
+                f"a service bound to the purpose {identity.bound_purpose!r} reads documents "
+                "through the feed or GET …/state, where consent is enforced",
+            )
+
+    async def refuse_erased(self, tenant: str, sub: str) -> None:
+        """For endpoints that store a principal's name (consent, push subscriptions): an erased
+        principal (or an unexpired token of theirs) must not bring the name back.
+
+        Raises:
+            Refusal: ``UNAUTHENTICATED``. StoreUnavailable: the check could not be read.
+        """
+        if await self.store.principal_erased(tenant, sub):
+            raise Refusal(RefusalReason.UNAUTHENTICATED, "this principal was erased")
+
     def identify(self, token: str | None) -> Identity:
         """Raises:
         Refusal: ``UNAUTHENTICATED``, saying why (missing, expired, invalid)."""
@@ -226,6 +253,7 @@ class Authorizer:
         Raises:
             Refusal: as :func:`decide`. StoreUnavailable: the metadata could not be read.
         """
+        self.refuse_purpose_bound(identity)
         key = DocKey(identity.tenant, str(doc))
         room = self._loaded(key) if self._loaded is not None else None
         if room is not None and room.meta is not None:
@@ -236,14 +264,19 @@ class Authorizer:
         return decide(identity, doc, meta)
 
     async def authorize_stored(
-        self, identity: Identity, doc: DocId
+        self, identity: Identity, doc: DocId, *, purpose_bound_ok: bool = False
     ) -> tuple[Grant, DocMeta | None]:
         """The caller's grant decided against the store's metadata, and that metadata (the HTTP
         API answers with it: its ``seq`` and times are the store's, not a loaded room's).
+        ``purpose_bound_ok``: the endpoint enforces consent itself (the state read) or shows
+        nothing of the document (a write), so a purpose-bound service may call it.
 
         Raises:
-            Refusal: as :func:`decide`. StoreUnavailable: the metadata could not be read.
+            Refusal: as :func:`decide`, or ``PURPOSE_BOUND``. StoreUnavailable: the metadata
+                could not be read.
         """
+        if not purpose_bound_ok:
+            self.refuse_purpose_bound(identity)
         meta = await self.store.meta(DocKey(identity.tenant, str(doc)))
         return decide(identity, doc, meta), meta
 

@@ -85,6 +85,10 @@ async def get_consent(request: Request) -> Response:
 async def put_consent(request: Request) -> Response:
     daemon, identity = _identify(request)
     sub = _principal(request, identity)
+    try:
+        await daemon.access.refuse_erased(identity.tenant, sub)
+    except Refusal as refusal:
+        raise http_error(refusal) from refusal
     body = await read_json(request, daemon.settings.max_json_body_bytes)
     try:
         answers = check_answers(body)

@@ -33,7 +33,7 @@ from storage import FeedEvent
 from storage.consent import SqlConsents
 from storage.feed import SERVICE_ORIGIN, ConsentedHistory
 
-from .tokens import Identity, Role
+from .tokens import Identity
 
 __all__ = [
     "ConsentGate",
@@ -64,9 +64,8 @@ class ConsentGate:
 
 
 def bound_purpose(identity: Identity) -> str | None:
-    """The purpose a reader's data is filtered for: a service's ``purpose`` claim. Admins and
-    services without one see everything (and are audited)."""
-    return identity.purpose if identity.role is Role.SERVICE else None
+    """The purpose a reader's data is filtered for (see ``Identity.bound_purpose``)."""
+    return identity.bound_purpose
 
 
 async def consent_gate(

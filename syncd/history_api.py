@@ -235,6 +235,7 @@ async def _authorize_any(request: Request) -> tuple[Daemon, Grant, DocMeta | Non
     try:
         doc = parse_doc_id(f"{request.path_params['owner']}/{request.path_params['name']}")
         identity = daemon.access.identify(bearer_token(request.headers, request.query_params))
+        daemon.access.refuse_purpose_bound(identity)
         meta = await daemon.store.meta(DocKey(identity.tenant, str(doc)))
         grant = decide(identity, doc, replace(meta, deleted=False) if meta else None)
     except Refusal as refusal:

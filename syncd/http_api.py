@@ -45,6 +45,7 @@ _REFUSED: Mapping[RefusalReason, tuple[int, str]] = MappingProxyType(
         RefusalReason.DELETED: (404, "not_found"),
         RefusalReason.NOT_PRIVILEGED: (403, "forbidden"),
         RefusalReason.UNAVAILABLE: (503, "unavailable"),
+        RefusalReason.PURPOSE_BOUND: (403, "purpose_bound"),
     }
 )
 
@@ -83,13 +84,17 @@ def meta_json(meta: DocMeta) -> dict[str, Any]:
     }
 
 
-async def _authorize(request: Request) -> tuple[Daemon, DocId, Grant, DocMeta | None]:
+async def _authorize(
+    request: Request, *, purpose_bound_ok: bool = False
+) -> tuple[Daemon, DocId, Grant, DocMeta | None]:
     daemon: Daemon = request.app.state.daemon
     access = daemon.access
     try:
         doc = parse_doc_id(f"{request.path_params['owner']}/{request.path_params['name']}")
         identity = access.identify(bearer_token(request.headers, request.query_params))
-        grant, meta = await access.authorize_stored(identity, doc)
+        grant, meta = await access.authorize_stored(
+            identity, doc, purpose_bound_ok=purpose_bound_ok
+        )
     except Refusal as refusal:
         raise http_error(refusal) from refusal
     return daemon, doc, grant, meta
@@ -145,7 +150,7 @@ async def put_access(request: Request) -> Response:
 
 @_handled
 async def get_state(request: Request) -> Response:
-    daemon, _, grant, meta = await _authorize(request)
+    daemon, _, grant, meta = await _authorize(request, purpose_bound_ok=True)
     if meta is None:
         raise HttpError(404, "not_found", "no such document")
     room = daemon.rooms.get_loaded(grant.key)
@@ -203,7 +208,7 @@ def json_view(update: bytes) -> dict[str, Any] | None:
 
 @_handled
 async def post_update(request: Request) -> Response:
-    daemon, _, grant, _ = await _authorize(request)
+    daemon, _, grant, _ = await _authorize(request, purpose_bound_ok=True)
     if grant.readonly:
         raise HttpError(403, "forbidden", "viewers cannot write")
     body = await read_body(request, daemon.settings.max_message_bytes)

@@ -41,5 +41,10 @@ class Origin:
 
     @property
     def stored_as(self) -> str:
-        """The ``origin`` column of the stored update."""
+        """The ``origin`` column of the stored update. A service or admin is stored as
+        ``service`` over a socket too: the consent rules tell a service's own writes from a
+        participant's by it (docs/privacy.md)."""
+        peer = self.peer
+        if peer is not None and self.kind is OriginKind.CLIENT and peer.identity.privileged:
+            return OriginKind.SERVICE.value
         return self.kind.value

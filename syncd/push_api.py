@@ -60,6 +60,10 @@ async def get_key(request: Request) -> Response:
 @_handled
 async def post_subscription(request: Request) -> Response:
     daemon, identity = _identify(request)
+    try:
+        await daemon.access.refuse_erased(identity.tenant, identity.sub)
+    except Refusal as refusal:
+        raise http_error(refusal) from refusal
     body = await read_json(request, daemon.settings.max_json_body_bytes)
     if not isinstance(body, dict):
         raise _bad("body must be a PushSubscription JSON object {endpoint, keys}")

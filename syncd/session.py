@@ -85,6 +85,7 @@ CLOSE_CODES: Mapping[RefusalReason, CloseCode] = MappingProxyType(
         RefusalReason.NOT_PRIVILEGED: CloseCode.FORBIDDEN,
         RefusalReason.DELETED: CloseCode.NOT_FOUND,
         RefusalReason.UNAVAILABLE: CloseCode.TRY_AGAIN_LATER,
+        RefusalReason.PURPOSE_BOUND: CloseCode.FORBIDDEN,
     }
 )
 

@@ -95,6 +95,12 @@ class Identity:
         """Services and admins read every document of their tenant."""
         return self.role.privileged
 
+    @property
+    def bound_purpose(self) -> str | None:
+        """The purpose this reader's data is filtered for: a service's ``purpose`` claim.
+        Admins, and services without one, see everything (and are audited)."""
+        return self.purpose if self.role is Role.SERVICE else None
+
 
 class TokenKeys:
     def __init__(self, secret: str | None = None, public_key_pem: str | None = None) -> None:
