@@ -74,6 +74,8 @@ class Settings:
     vapid_private_key_file: Path | None = None
     push_allow_endpoints: str = ""
     push_max_subscriptions: int = 10  # per principal; the oldest goes when a new one comes
+    # The VAPID JWT's contact (RFC 8292 §2.1: mailto: or https:), for push services' operators.
+    vapid_subject: str = "mailto:webpush@syncd.invalid"
     # Lifecycle.
     idle_unload_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0

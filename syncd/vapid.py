@@ -21,14 +21,11 @@ from py_vapid import Vapid02
 
 from .settings import Settings
 
-__all__ = ["VAPID_SUBJECT", "VapidKey", "b64url", "load_vapid_key"]
+__all__ = ["VapidKey", "b64url", "load_vapid_key"]
 
 log = logging.getLogger("syncd.push")
 
 GENERATED_NAME = "vapid_private_key.pem"
-# The JWT's ``sub`` claim (RFC 8292 §2.1): a contact for the push service's operators. There is
-# no setting for it yet; push services accept this form (Apple's refuses only "localhost" ones).
-VAPID_SUBJECT = "mailto:webpush@syncd.invalid"
 # A signed JWT is reused for this long per push service origin (valid 12 h; re-signed well
 # before): an ECDSA signature per push would be wasted work on a burst.
 TOKEN_SECONDS = 12 * 3600
@@ -44,7 +41,9 @@ class VapidKey:
     """A P-256 private key: the application server key browsers subscribe with, and the
     ``Authorization: vapid t=…, k=…`` header of each push."""
 
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey, subject: str) -> None:
+        # The JWT's ``sub`` claim (RFC 8292 §2.1): a contact for the push service's operators.
+        self.subject = subject
         if not isinstance(private_key.curve, ec.SECP256R1):
             raise ValueError("a VAPID key must be on P-256 (prime256v1)")
         self._vapid = Vapid02(private_key)
@@ -55,11 +54,11 @@ class VapidKey:
         self._tokens: dict[str, tuple[str, float]] = {}  # audience -> (header, expires)
 
     @classmethod
-    def from_pem(cls, pem: bytes) -> VapidKey:
+    def from_pem(cls, pem: bytes, subject: str) -> VapidKey:
         key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError("a VAPID key must be an EC (P-256) private key")
-        return cls(key)
+        return cls(key, subject)
 
     def authorization(self, endpoint: str) -> str:
         """The ``Authorization`` header for a push to ``endpoint`` (audience: its origin)."""
@@ -70,7 +69,7 @@ class VapidKey:
         if cached is not None and cached[1] - RESIGN_BEFORE_SECONDS > now:
             return cached[0]
         expires = int(now) + TOKEN_SECONDS
-        header = self._vapid.sign({"sub": VAPID_SUBJECT, "aud": audience, "exp": expires})
+        header = self._vapid.sign({"sub": self.subject, "aud": audience, "exp": expires})
         if len(self._tokens) > 1024:  # a handful of push services in practice; stay bounded
             self._tokens.clear()
         self._tokens[audience] = (header["Authorization"], expires)
@@ -79,11 +78,12 @@ class VapidKey:
 
 def load_vapid_key(settings: Settings) -> VapidKey:
     """The configured key, or the one generated in the data dir (created on first use)."""
+    subject = settings.vapid_subject
     if settings.vapid_private_key_file is not None:
-        return VapidKey.from_pem(settings.vapid_private_key_file.read_bytes())
+        return VapidKey.from_pem(settings.vapid_private_key_file.read_bytes(), subject)
     path: Path = settings.data_dir / GENERATED_NAME
     if path.exists():
-        return VapidKey.from_pem(path.read_bytes())
+        return VapidKey.from_pem(path.read_bytes(), subject)
     key = ec.generate_private_key(ec.SECP256R1())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(
@@ -99,4 +99,4 @@ def load_vapid_key(settings: Settings) -> VapidKey:
         "(set it to the same file on every node; a new key orphans every push subscription)",
         path,
     )
-    return VapidKey(key)
+    return VapidKey(key, subject)
