@@ -81,8 +81,15 @@ async def test_python_sdk_example_runs_as_written(daemon: RunningDaemon, tmp_pat
         answer = await http.get(
             "/v1/docs/alice/journal/state", headers={"Authorization": f"Bearer {token}"}
         )
+        # A journal the server recognises: its JSON view is served (406 without meta.schema).
+        view = await http.get(
+            "/v1/docs/alice/journal/state",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        )
     assert answer.status_code == 200, answer.text
     doc = Doc()
     doc.apply_update(answer.content)
     entries = Journal(doc).entries()
     assert [(e["title"], e["body"]) for e in entries] == [("Monday", "written on the train")]
+    assert view.status_code == 200, view.text
+    assert view.json()["meta"]["title"] == "My journal"
