@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pycrdt
 
 from .protocol import Decoder, ProtocolError
@@ -9,6 +11,7 @@ from .update_format import UpdateShape, decode_update
 
 __all__ = [
     "EMPTY_UPDATE",
+    "clock_ends",
     "decode_state_vector",
     "fold",
     "merge",
@@ -36,6 +39,21 @@ def validate_update(update: bytes) -> UpdateShape:
     except ValueError as exc:
         raise ProtocolError("not a valid Yjs update") from exc
     return shape
+
+
+def clock_ends(updates: Iterable[bytes]) -> dict[int, int]:
+    """Per client id, the clock the structs of ``updates`` reach (the end of its range, whatever
+    they start at): what a lineage fence keeps (``storage/lineage_fence.py``).
+
+    Raises:
+        InvalidUpdate: one of them does not decode.
+    """
+    ends: dict[int, int] = {}
+    for update in updates:
+        for client, (_, end) in decode_update(update).clients.items():
+            if end > ends.get(client, 0):
+                ends[client] = end
+    return ends
 
 
 def state_vector(update: bytes) -> bytes:

@@ -42,10 +42,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crdt.replay import replay
 from crdt.scrub import ERASED, Scrubber, scrub
+from crdt.updates import clock_ends
 
 from .erased_principals import record_erased
 from .erased_records import forget_records
 from .history import SqlHistory
+from .lineage_fence import extend_fence
 from .principal_data import scoped
 from .schema import (
     documents,
@@ -86,6 +88,7 @@ class _Plan:
     live: bool
     state: bytes
     versions: dict[int, tuple[bytes, str, str]] | None  # id -> (state, name, created_by)
+    fence: dict[int, int]  # the old lineage's clients and the clocks they reach
 
 
 class _Moved(Exception):
@@ -173,6 +176,8 @@ class SqlErasure:
         ):
             return None
         state = await asyncio.to_thread(_scrubbed_current, loaded, scrubber)
+        old = [loaded.snapshot, *loaded.tail] if loaded.snapshot else loaded.tail
+        fence = await asyncio.to_thread(clock_ends, old)
         rewritten: dict[int, tuple[bytes, str, str]] | None = None
         if found is not None:
             rewritten = {}
@@ -183,7 +188,7 @@ class SqlErasure:
                 new = await asyncio.to_thread(scrub, old, scrubber)
                 author = ERASED if version.created_by in scrubber.identities else version.created_by
                 rewritten[version.id] = (new, scrubber.string(version.name), author)
-        return _Plan(loaded, live, state, rewritten)
+        return _Plan(loaded, live, state, rewritten, fence)
 
     async def _mentioned_in_versions(self, key: DocKey, ids: list[int], scrubber: Scrubber) -> bool:
         for vid in ids:
@@ -243,6 +248,8 @@ class SqlErasure:
                 at=now,
                 version_states=plan.versions,
             )
+            # A stock client's replica of the old lineage must not merge it back on reconnect.
+            await extend_fence(conn, doc.id, plan.fence)
             await conn.execute(
                 sa_update(documents)
                 .where(documents.c.id == doc.id)

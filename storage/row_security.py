@@ -56,6 +56,7 @@ TENANT_TABLES: Final = (
     "syncd_audit",
     "syncd_push_subscriptions",
     "syncd_data_keys",
+    "syncd_erased_principals",
 )
 DOCUMENT_TABLES: Final = (
     "syncd_grants",
@@ -63,6 +64,7 @@ DOCUMENT_TABLES: Final = (
     "syncd_snapshots",
     "syncd_quarantine",
     "syncd_versions",
+    "syncd_lineage_fences",
 )
 
 _ALL: Final = "*"

@@ -208,6 +208,22 @@ erased_principals = Table(
     Column("erased_at", Double, nullable=False),
 )
 
+# The clocks of lineages a document's history was rewritten away from (erasure): a replica of an
+# old lineage (a stock Yjs client with no epoch guard) sends its structs back on reconnect, and
+# every struct of ``client`` below ``clock`` is one of those (``storage/lineage_fence.py``).
+lineage_fences = Table(
+    "syncd_lineage_fences",
+    metadata,
+    Column(
+        "doc_id",
+        _BigId,
+        ForeignKey("syncd_documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("client", BigInteger, primary_key=True, autoincrement=False),
+    Column("clock", BigInteger, nullable=False),
+)
+
 # One row: the last allocated feed position. Appending transactions lock it first and hold it
 # until they commit, so positions become visible in order: once a position is visible, every
 # smaller one is committed (or was never used). An autoincrement key would not promise that on

@@ -32,6 +32,7 @@ from .erased_principals import erased_tombstone, is_erased
 from .feed import FeedPage, read_feed_page
 from .history import _stateless, fold_with_versions, store_version_states, versions_to_fold
 from .key_ring import KeyRing, refuse_keyless_start
+from .lineage_fence import read_fence
 from .postgres_append import append_rows
 from .row_security import ALL_TENANTS, TenantScope, enter_scope
 from .schema import (
@@ -306,6 +307,7 @@ class SqlStore:
             )
             if not rows:
                 await self.sealing.check_tenant(conn, key)
+            fence = await read_fence(conn, doc.id)
         snapshot: bytes | None = None
         snapshot_seq = 0
         tail: list[bytes] = []
@@ -328,6 +330,7 @@ class SqlStore:
             pos=pos,
             tail_seqs=tail_seqs,
             epoch=doc.epoch,
+            fence=fence,
         )
 
     async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:

@@ -72,6 +72,8 @@ class LoadedDoc:
     pos: int = 0  # the feed position of the last update in ``tail`` (or of the snapshot)
     tail_seqs: list[int] = field(default_factory=list)  # the seq of each update in ``tail``
     epoch: str = ""  # the document's epoch when read (a purge between makes a new one)
+    # Structs of a rewritten lineage: ``{client: clock}``, see ``storage/lineage_fence.py``.
+    fence: dict[int, int] = field(default_factory=dict)
 
     def numbered_tail(self) -> list[tuple[int, bytes]]:
         """``(seq, update)`` pairs of the tail (dense seqs after the snapshot if not recorded)."""

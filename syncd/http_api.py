@@ -213,7 +213,7 @@ async def post_update(request: Request) -> Response:
         raise HttpError(403, "forbidden", "viewers cannot write")
     body = await read_body(request, daemon.settings.max_message_bytes)
     try:
-        validate_update(body)
+        shape = validate_update(body)
     except ProtocolError as exc:
         raise HttpError(400, "bad_request", str(exc)) from exc
     try:
@@ -222,6 +222,7 @@ async def post_update(request: Request) -> Response:
         raise HttpError(404, "not_found", "no such document") from exc
     origin = Origin.http(grant.identity.sub, privileged=grant.identity.privileged)
     try:
+        room.check_lineage(shape)
         done = await room.ingest(origin, body, ack=True)
         assert done is not None
         seq = await done

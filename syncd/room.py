@@ -37,7 +37,7 @@ from crdt.awareness import (
 from crdt.contains import Knowledge, contains_update
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
 from crdt.replay import replay
-from crdt.update_format import decode_delete_set, decode_update
+from crdt.update_format import UpdateShape, decode_delete_set, decode_update
 from crdt.updates import EMPTY_UPDATE, decode_state_vector, merge
 from crdt.yrs_guard import YrsFailure, apply_update, guarded
 from storage import (
@@ -110,6 +110,11 @@ class UpdateRejected(ProtocolError):
     """An update the document cannot take (yrs refused or panicked applying it): 4400 / 400."""
 
 
+class StaleLineage(ProtocolError):
+    """An update holding structs of a lineage the document's history was rewritten away from
+    (``storage/lineage_fence.py``): refused whole, 4400 / 400."""
+
+
 @dataclass(slots=True)
 class _Incoming:
     origin: Origin
@@ -142,6 +147,7 @@ class Room:
         self.meta: DocMeta | None = None  # access settings, cached for joining peers
         self.state = RoomState.OPEN
         self.snapshot_seq = 0
+        self.fence: dict[int, int] = {}  # rewritten lineages' clocks (storage/lineage_fence.py)
         self._broker: Broker = broker if broker is not None else LocalBroker()
         # Which seqs the replica holds; other nodes' commits arrive out of order (syncd/broker.py).
         self._held = SeqRanges()
@@ -200,6 +206,7 @@ class Room:
         self._held.reset(loaded.seq)
         self._waiting = {s: u for s, u in self._waiting.items() if u.first_seq > loaded.seq}
         self.snapshot_seq = loaded.snapshot_seq
+        self.fence = loaded.fence
         self._bytes_since_snapshot = sum(len(u) for u in loaded.tail)
         if result.skipped:
             log.error(
@@ -267,6 +274,23 @@ class Room:
                 decode_state_vector(state), decode_delete_set(self.doc.get_update(state))
             )
         return contains_update(self._knowledge, shape)
+
+    def check_lineage(self, shape: UpdateShape) -> None:
+        """Refuse an update that brings back structs of a rewritten lineage (erasure), as a
+        stock Yjs client's replica of the old history does on reconnect.
+
+        Raises:
+            StaleLineage: it holds such a struct; nothing of it may reach the document.
+        """
+        fence = self.fence
+        if not fence:
+            return
+        for client, (first, _) in shape.clients.items():
+            if first < fence.get(client, 0):
+                raise StaleLineage(
+                    "this replica holds a history the server rewrote (a principal was erased): "
+                    "discard it and load the document again"
+                )
 
     def _changed(self) -> None:
         """The replica changed: drop what was derived from it."""

@@ -328,7 +328,7 @@ class DocumentSession:
                 if not self.acknowledges:
                     return None
                 return Ack(message.step is SyncStep.STEP2 and await room.holds(message.payload))
-            validate_update(message.payload)
+            room.check_lineage(validate_update(message.payload))
             metrics.updates_received.inc()
             done = await room.ingest(Origin.client(member), message.payload, ack=self.acknowledges)
             if not self.acknowledges:

@@ -116,6 +116,14 @@ async def seeded(database: Database) -> AsyncIterator[Database]:
             conn.execute(
                 "INSERT INTO syncd_data_keys VALUES (%s, 1, 'wrapped', %s, 'active')", (t, now)
             )
+            conn.execute(
+                "INSERT INTO syncd_erased_principals VALUES (%s, 'digest', 'salt', %s)", (t, now)
+            )
+            conn.execute(
+                "INSERT INTO syncd_lineage_fences SELECT id, 5, 10 FROM syncd_documents"
+                " WHERE tenant = %s AND name = %s",
+                (t, key.name),
+            )
         _grant(conn, database.role)
     return database
 
@@ -191,6 +199,14 @@ def _insert_one(conn: psycopg.Connection, table: str, tenant: str, doc_id: int) 
         "syncd_versions": (
             "INSERT INTO syncd_versions (doc_id, name, kind, seq, created_at, created_by)"
             " VALUES (%s, 'eve', 'named', 1, 0, 'eve')",
+            (doc_id,),
+        ),
+        "syncd_erased_principals": (
+            "INSERT INTO syncd_erased_principals VALUES (%s, 'eve', 'salt', %s)",
+            (tenant, now),
+        ),
+        "syncd_lineage_fences": (
+            "INSERT INTO syncd_lineage_fences VALUES (%s, 77, 1)",
             (doc_id,),
         ),
     }[table]
