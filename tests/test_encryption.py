@@ -357,11 +357,23 @@ def _text_of(state: bytes | None, tail: list[bytes] = ()) -> str:  # type: ignor
     return str(doc.get("t", type=pycrdt.Text))
 
 
-@pytest.mark.parametrize("appender", [False, True], ids=["core", "sqlite-appender"])
-async def test_every_read_path_serves_plaintext_of_sealed_rows(database_url, appender, monkeypatch):
+@pytest.mark.parametrize(
+    ("backend", "appender"),
+    [
+        ("sqlite", False),
+        pytest.param("postgres", False, marks=pytest.mark.postgres),
+        ("sqlite", True),  # the appender is SQLite's
+    ],
+    ids=["sqlite", "postgres", "sqlite-appender"],
+)
+async def test_every_read_path_serves_plaintext_of_sealed_rows(
+    backend, appender, request, tmp_path, monkeypatch
+):
+    if backend == "sqlite":
+        database_url = f"sqlite:///{tmp_path / 'syncd.db'}"
+    else:
+        database_url = request.getfixturevalue("postgres_url")
     if appender:
-        if not database_url.startswith("sqlite"):
-            pytest.skip("the appender is SQLite's")
         monkeypatch.setattr("storage.sql._SQLITE_APPENDER", True)
     from storage.history import NAMED, SqlHistory
 
