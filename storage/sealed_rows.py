@@ -121,6 +121,19 @@ class RowSealing:
         generation, aead = found
         return seal(aead, generation, associated_data(key.tenant, key.name, kind, number), data)
 
+    async def shredded(self, begin: _Begin, tenants: Iterable[str]) -> set[str]:
+        """Which of ``tenants`` had their data keys shredded, read from the table now (one
+        read per tenant; nothing without a master key)."""
+        names = sorted(set(tenants))
+        if self.ring is None or not names:
+            return set()
+        found: set[str] = set()
+        async with begin(write=False, tenants=names) as conn:
+            for tenant in names:
+                if (await self.ring.tenant(conn, tenant, force=True)).shredded:
+                    found.add(tenant)
+        return found
+
     # -- reading ---------------------------------------------------------------------------
 
     async def open(

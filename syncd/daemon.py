@@ -21,6 +21,7 @@ from .docid import DocId
 from .feed_changes import ChangeStreams
 from .history import HistoryOps
 from .history_sweep import HistorySweep
+from .key_watch import KeyWatch
 from .metrics import Metrics
 from .peer import CloseCode, Peer, SendQueues
 from .push import PushSender
@@ -71,6 +72,7 @@ class Daemon:
         self.consents = SqlConsents(self.store)
         self.audit = SqlAudit(self.store)
         self.audit_sweep = AuditSweep(self.audit, settings.audit_retention_seconds)
+        self.key_watch = KeyWatch(self.store, self.rooms, settings.key_check_seconds)
         self.sockets: set[Peer] = set()  # one per WebSocket: the peer that owns its send queue
         # One bound on every socket's send queue together (past it the biggest closes 1013).
         self.send_queues = SendQueues(
@@ -105,6 +107,7 @@ class Daemon:
         self.history_sweep.start()
         self.push.start()
         self.audit_sweep.start()
+        self.key_watch.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -115,6 +118,7 @@ class Daemon:
         await self.history_sweep.stop()
         await self.push.stop()
         await self.audit_sweep.stop()
+        await self.key_watch.stop()
         await self.rooms.close()
         await self.commit.stop()
         await self.cluster.stop()

@@ -62,7 +62,7 @@ def key_ring(settings: Settings) -> KeyRing | None:
     """
     if settings.master_key_file is None:
         return None
-    return KeyRing.from_file(settings.master_key_file)
+    return KeyRing.from_file(settings.master_key_file, check_seconds=settings.key_check_seconds)
 
 
 def preflight(settings: Settings) -> None:

@@ -238,6 +238,15 @@ class Rooms:
             room.close(CloseCode.NOT_FOUND, "document deleted")
             self._forget(room)
 
+    def close_tenant(self, tenant: str, code: int, reason: str) -> int:
+        """Close every loaded document of ``tenant`` (its data keys were shredded); returns
+        how many."""
+        rooms = [room for room in self._rooms.values() if room.key.tenant == tenant]
+        for room in rooms:
+            room.close(code, reason)
+            self._forget(room)
+        return len(rooms)
+
     async def resync(self) -> None:
         """Bring every loaded room up to what the store has committed (after messages from
         other nodes may have been lost)."""

@@ -68,6 +68,9 @@ class Settings:
     # Privacy (docs/privacy.md). With a master key file (32 random bytes, base64), everything
     # stored of a document is sealed with AES-256-GCM under a per-tenant data key.
     master_key_file: Path | None = None
+    # How long a node uses the data keys it read before reading them again: a rotation or a
+    # shred (``syncd keys``) reaches a running node within this (syncd/key_watch.py).
+    key_check_seconds: float = 5.0
     audit_retention_seconds: float = 365 * 24 * 3600
     # Web Push (docs/push.md): the VAPID key (generated in data_dir when absent); endpoints must
     # be https:// on a public host unless they start with one of these comma-separated prefixes.
