@@ -301,7 +301,8 @@ class SqlErasure:
         if not path or path == ":memory:":
             return None
         try:
-            return await asyncio.to_thread(_vacuum_sqlite, path, self.store.timeout)
+            async with self.store.write_turn():  # the appender's thread waits meanwhile
+                return await asyncio.to_thread(_vacuum_sqlite, path, self.store.timeout)
         except sqlite3.Error as exc:  # locked past the store's deadline
             log.warning("erasure: could not rebuild the SQLite file now: %s", exc)
             return False

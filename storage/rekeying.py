@@ -331,7 +331,8 @@ async def _scrub_freed_bytes(store: SqlStore) -> None:
     try:
         if store.dialect == "sqlite":
             path = store.url.split(":///", 1)[1]
-            await asyncio.to_thread(_scrub_sqlite, path)
+            async with store.write_turn():  # the appender's thread waits meanwhile
+                await asyncio.to_thread(_scrub_sqlite, path)
             return
         url = store.url.replace("postgresql+psycopg://", "postgresql://", 1)
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:

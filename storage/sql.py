@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 
 import psycopg
@@ -54,7 +54,8 @@ __all__ = ["SqlStore", "engine_url"]
 
 log = logging.getLogger("syncd.storage")
 
-_SQLITE_APPENDER = os.environ.get("SYNCD_SQLITE_APPENDER") == "1"  # see open()
+# The SQLite hot path (storage/sqlite_appender.py), on unless SYNCD_SQLITE_APPENDER=0: see open().
+_SQLITE_APPENDER = os.environ.get("SYNCD_SQLITE_APPENDER", "1") != "0"
 
 # The deadline of ping(), the health check: shorter than an operation's.
 PING_TIMEOUT = 2.0
@@ -114,6 +115,7 @@ class SqlStore:
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
         self._appender: SqliteAppender | None = None  # the SQLite hot path, see append()
+        self._write_turn = asyncio.Lock()  # with the appender: one SQLite writer at a time
         # Encryption at rest (storage/sealed_rows.py): off without a key ring (a master key).
         self.sealing = RowSealing(key_ring)
 
@@ -169,10 +171,11 @@ class SqlStore:
                 await self.sealing.ring.verify(conn)
             else:  # MasterKeyError: this database is sealed, a key is needed
                 await refuse_keyless_start(conn)
-        # Off for now: under a sustained stream of appends its thread takes SQLite's write lock
-        # back to back, and a delete or compaction waiting in busy_timeout can starve (seen in
-        # test_append_racing_delete_stores_nothing_after_the_tombstone). It needs a fair turn
-        # shared with the store's other writers before it is the default.
+        # Its thread has a connection of its own. Under a sustained stream of appends it would
+        # take SQLite's write lock back to back, and a delete or compaction waiting in
+        # busy_timeout could starve (test_append_racing_delete_stores_nothing_after_the_tombstone
+        # caught it): so every SQLite write, the appender's and the pool's, takes its turn
+        # first (``write_turn``, FIFO), and SQLite's lock is never contended within a process.
         if self.dialect == "sqlite" and path and path != ":memory:" and _SQLITE_APPENDER:
             self._appender = SqliteAppender(
                 path, synchronous=synchronous, busy_ms=busy_ms, timeout=self.timeout
@@ -185,6 +188,17 @@ class SqlStore:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """Hold the process's turn to write a SQLite file shared with the appender's thread
+        (first come, first served); nothing elsewhere. Every write transaction takes it, and
+        so must anything writing the file through a connection of its own (VACUUM)."""
+        if self._appender is None:
+            yield
+            return
+        async with self._write_turn:
+            yield
 
     @asynccontextmanager
     async def _begin(
@@ -205,7 +219,7 @@ class SqlStore:
             raise StoreUnavailable("store is not open")
         try:
             with operation_deadline(self.timeout if timeout is None else timeout):
-                async with self._engine.connect() as conn:
+                async with self._turn(write), self._engine.connect() as conn:
                     if write and self.dialect == "sqlite":
                         await conn.execution_options(syncd_write=True)
                     if snapshot and self.dialect == "postgresql":
@@ -217,6 +231,9 @@ class SqlStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def _turn(self, write: bool) -> AbstractAsyncContextManager[None]:
+        return self.write_turn() if write else nullcontext()
 
     async def ping(self) -> None:
         # /healthz must answer 503 within seconds when the database is silent.
@@ -433,7 +450,8 @@ class SqlStore:
         # once their seq is known, inside it.
         seal = await self.sealing.sealer(self._begin, {key.tenant for key in batch})
         if self._appender is not None:
-            return await self._appender.append(batch, ids, now, seal)
+            async with self._write_turn:
+                return await self._appender.append(batch, ids, now, seal)
         if self.dialect == "postgresql":
             async with self._begin() as conn:  # append_rows names the tenants, see there
                 raw = (await conn.get_raw_connection()).driver_connection

@@ -373,8 +373,7 @@ async def test_every_read_path_serves_plaintext_of_sealed_rows(
         database_url = f"sqlite:///{tmp_path / 'syncd.db'}"
     else:
         database_url = request.getfixturevalue("postgres_url")
-    if appender:
-        monkeypatch.setattr("storage.sql._SQLITE_APPENDER", True)
+    monkeypatch.setattr("storage.sql._SQLITE_APPENDER", appender)
     from storage.history import NAMED, SqlHistory
 
     store = SqlStore(database_url, key_ring=KeyRing(os.urandom(32)), retention_seconds=0)
