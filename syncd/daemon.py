@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from storage import DocMeta, GroupCommit, SqlStore, Store
 from storage.audit import SqlAudit
@@ -33,6 +34,8 @@ from .tokens import TokenKeys, load_or_create_secret
 __all__ = ["Daemon"]
 
 log = logging.getLogger("syncd")
+
+SLOW_STOP_SECONDS = 2.0
 
 
 class Daemon:
@@ -115,14 +118,22 @@ class Daemon:
         if not self.started:
             return
         self.started = False
-        await self.history_sweep.stop()
-        await self.push.stop()
-        await self.audit_sweep.stop()
-        await self.key_watch.stop()
-        await self.rooms.close()
-        await self.commit.stop()
-        await self.cluster.stop()
-        await self.store.close()
+        steps = (
+            ("history sweep", self.history_sweep.stop),
+            ("push sender", self.push.stop),
+            ("audit sweep", self.audit_sweep.stop),
+            ("key watch", self.key_watch.stop),
+            ("documents", self.rooms.close),
+            ("group commit", self.commit.stop),
+            ("broker", self.cluster.stop),
+            ("database", self.store.close),
+        )
+        for name, step in steps:
+            started = time.monotonic()
+            await step()
+            took = time.monotonic() - started
+            if took > SLOW_STOP_SECONDS:  # what to look at when a shutdown is slow
+                log.warning("stopping: %s took %.1f s", name, took)
 
     def _committed(self, count: int, seconds: float) -> None:
         self.metrics.on_commit(count, seconds)

@@ -52,6 +52,7 @@ _WANTED = "w"
 _FEED = "syncd:feed"
 _NODES = "syncd:nodes"
 _DOC_PREFIX = "syncd:doc:"
+_CLOSE_SECONDS = 1.0  # closing a Redis connection, at most (stopping a node)
 
 _UPDATES, _PRESENCE, _ACCESS, _DELETED, _ALIVE, _GONE, _COMMIT = (
     "u", "p", "a", "d", "alive", "gone", "c",
@@ -140,13 +141,16 @@ class RedisBroker:
                     await self._client.publish(_NODES, msgpack.packb([_GONE, self.node_id]))
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A node stopping must not hang on Redis: every wait here is bounded.
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=2 * _CLOSE_SECONDS)
+            if stuck:
+                log.warning("broker: %d tasks did not stop in time; left behind", len(stuck))
         self._tasks = []
         if self._client is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._client.aclose()
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(_CLOSE_SECONDS):
+                    await self._client.aclose()
             self._client = None
 
     # -- publishing --------------------------------------------------------------------------
@@ -240,8 +244,11 @@ class RedisBroker:
                 self._set_state(BrokerState.UNAVAILABLE, exc)
             finally:
                 if pubsub is not None:
+                    # Bounded: also when cancelled (stop), a connection to a Redis that went
+                    # away must not hold the task here.
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+                        async with asyncio.timeout(_CLOSE_SECONDS):
+                            await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
