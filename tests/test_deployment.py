@@ -8,6 +8,7 @@ always, and `docker compose config` where a compose is installed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
 import shutil
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 HAPROXY = ROOT / "deploy" / "haproxy.cfg"
 DOCKERFILE = ROOT / "Dockerfile"
+INIT_SCRIPT = ROOT / "deploy" / "postgres-init.sh"
+INIT_NAME = "10-syncd-role.sh"
 
 _DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
 
@@ -83,9 +86,15 @@ def test_compose_runs_a_cluster_on_one_database_one_redis_one_secret(services, n
     database = urlsplit(env["SYNCD_DATABASE_URL"])
     pg_env = environment(services[postgres])
     assert (database.scheme, database.hostname) == ("postgresql", postgres)
-    assert database.username == pg_env["POSTGRES_USER"]
-    assert database.password == pg_env["POSTGRES_PASSWORD"]
+    # The nodes connect as the ordinary role the init script makes, never as the image's
+    # superuser (which skips row-level security): test_the_nodes_role_is_bound_by_rls.
+    assert database.username == pg_env["SYNCD_DB_USER"] != pg_env["POSTGRES_USER"]
+    assert database.password == pg_env["SYNCD_DB_PASSWORD"]
     assert database.path == "/" + pg_env["POSTGRES_DB"]
+    assert (
+        f"./deploy/postgres-init.sh:/docker-entrypoint-initdb.d/{INIT_NAME}:ro"
+        in (services[postgres]["volumes"])
+    )
     broker = urlsplit(env["SYNCD_REDIS_URL"])
     assert (broker.scheme, broker.hostname) == ("redis", redis)
     check_secret(env["SYNCD_SECRET"], "SYNCD_SECRET")  # the dev default passes the minimum
@@ -241,3 +250,63 @@ def _compose_command() -> list[str] | None:
             return [docker, "compose"]
     legacy = shutil.which("docker-compose")
     return [legacy] if legacy else None
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_the_nodes_role_is_bound_by_rls(postgres_url: str, tmp_path: Path) -> None:
+    """The compose file's init script, run as the postgres image runs it (its environment, psql
+    as the superuser), makes a role that can run syncd and that row-level security binds: the
+    tables it creates are its own, and without the tenant setting it sees none of their rows."""
+    import os
+    import secrets
+
+    import psycopg
+
+    from storage import DocKey, NewUpdate, SqlStore
+
+    db = f"syncd_init_{secrets.token_hex(4)}"
+    role = f"syncd_app_{secrets.token_hex(4)}"
+    admin = urlsplit(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    try:
+        env = dict(
+            os.environ,
+            PGHOST=admin.hostname or "127.0.0.1",
+            PGPORT=str(admin.port or 5432),
+            POSTGRES_USER=admin.username or "postgres",
+            POSTGRES_DB=db,
+            SYNCD_DB_USER=role,
+            SYNCD_DB_PASSWORD="init-test",
+        )
+        init = await asyncio.create_subprocess_exec(
+            "sh", str(INIT_SCRIPT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        _, err = await init.communicate()
+        assert init.returncode == 0, err.decode()
+        url = f"postgresql://{role}:init-test@{env['PGHOST']}:{env['PGPORT']}/{db}"
+        store = SqlStore(url)
+        await store.open()  # creates the tables and installs the policies, as that role
+        try:
+            await store.append(
+                {DocKey("acme", "alice/a"): [NewUpdate(b"\x00\x00", "alice", "http")]}
+            )
+        finally:
+            await store.close()
+        with psycopg.connect(url) as conn:
+            flags = conn.execute(
+                "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone()
+            assert flags == (False, False)
+            owner = conn.execute(
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'syncd_documents'"
+            ).fetchone()
+            assert owner == (role,)
+            assert conn.execute("SELECT count(*) FROM syncd_documents").fetchone() == (0,)
+            conn.execute("SELECT set_config('syncd.tenants', 'acme', false)")
+            assert conn.execute("SELECT count(*) FROM syncd_documents").fetchone() == (1,)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
