@@ -22,220 +22,39 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-import anyio
-import httpx
 import pytest
 
+from tests.support import pwa_users
 from tests.support.axe import assert_accessible
-from tests.support.browser import CHROMIUM_ARGS, artifact, build_pwa, require_browser
-from tests.support.servers import RunningDaemon, start_daemon
+from tests.support.browser import artifact
+from tests.support.canvas_pages import (
+    TWO_FRAMES,
+    converge,
+    export,
+    open_canvas,
+    pdf_text,
+    rendered_texts,
+    texts_of,
+    type_text_box,
+)
+from tests.support.pwa_users import (
+    DESKTOP,
+    PHONE,
+    PHONE_OPTIONS,
+    WAIT_MS,
+    User,
+    new_canvas,
+    server_json,
+    share,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node, pytest.mark.slow]
 
-WAIT_MS = 15_000
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-PHONE_OPTIONS = {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-
-CANVAS_JSON = """(name) => {
-  const doc = window.syncd.client.documents.get(name)
-  return doc ? doc.canvas().toJSON() : null
-}"""
-
-# Resolves after two animation frames: whatever a change scheduled for the next frame is drawn.
-TWO_FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
-
-
-@dataclass
-class User:
-    name: str
-    context: Any
-    page: Any
-    origin: str
-    errors: list[str] = field(default_factory=list)
-
-    def status(self) -> Any:
-        return self.page.locator(".topbar [data-status]").first
-
-    async def canvas_json(self, doc: str) -> Any:
-        return await self.page.evaluate(CANVAS_JSON, doc)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    exe = require_browser()
-    build_pwa()
-    return exe
-
-
-@pytest.fixture
-async def app(settings, chromium) -> AsyncIterator[RunningDaemon]:
-    running = await start_daemon(replace(settings, dev_login=True))
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
-async def browser(chromium) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
-@pytest.fixture
-async def users(app, browser) -> AsyncIterator[Any]:
-    """``await users("alice", **context_options)``: a signed-in person in a fresh context."""
-    from playwright.async_api import expect
-
-    made: list[User] = []
-
-    async def make(name: str, **options: Any) -> User:
-        options.setdefault("viewport", DESKTOP)
-        context = await browser.new_context(accept_downloads=True, **options)
-        page = await context.new_page()
-        user = User(name, context, page, app.http)
-        page.on("pageerror", lambda exc: user.errors.append(str(exc)))
-        made.append(user)
-        await page.goto(f"{user.origin}/")
-        await page.get_by_label("Your name").fill(name)
-        await page.get_by_role("button", name="Continue").click()
-        await expect(page.get_by_role("heading", name="Canvases", exact=True)).to_be_visible()
-        return user
-
-    yield make
-    for user in made:
-        await user.context.close()
-    errors = {u.name: u.errors for u in made if u.errors}
-    assert not errors, f"uncaught errors in the pages: {errors}"
-
-
-async def server_json(app: RunningDaemon, doc: str) -> dict[str, Any]:
-    owner = doc.split("/")[0]
-    async with httpx.AsyncClient(base_url=app.http) as http:
-        r = await http.get(
-            f"/v1/docs/{doc}/state",
-            headers={"authorization": f"Bearer {app.token(owner)}", "accept": "application/json"},
-        )
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def share(app: RunningDaemon, doc: str, grants: dict[str, str]) -> None:
-    owner = doc.split("/")[0]
-    async with httpx.AsyncClient(base_url=app.http) as http:
-        r = await http.put(
-            f"/v1/docs/{doc}/access",
-            json={"mode": "shared", "grants": grants},
-            headers={"authorization": f"Bearer {app.token(owner)}"},
-        )
-    assert r.status_code == 200, r.text
-
-
-async def converge(app: RunningDaemon, doc: str, *people: User) -> dict[str, Any]:
-    """Wait until every page holds exactly the server's document; return it."""
-    from playwright.async_api import expect
-
-    for user in people:
-        await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
-    expected = await server_json(app, doc)
-    for user in people:
-        await user.page.wait_for_function(
-            """([name, expected]) => {
-              const doc = window.syncd.client.documents.get(name)
-              return doc && JSON.stringify(doc.canvas().toJSON()) === JSON.stringify(expected)
-            }""",
-            arg=[doc, expected],
-            timeout=WAIT_MS,
-        )
-    return expected
-
-
-async def new_canvas(user: User, template: str = "Blank") -> str:
-    from playwright.async_api import expect
-
-    page = user.page
-    await page.get_by_role("button", name="New canvas").click()
-    await page.get_by_role("button", name=template).first.click()
-    await expect(page.get_by_test_id("canvas")).to_be_visible()
-    await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
-    return page.url.split("#/canvas/")[1]
-
-
-async def open_canvas(user: User, doc: str) -> None:
-    from playwright.async_api import expect
-
-    await user.page.goto(f"{user.origin}/#/canvas/{doc}")
-    await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
-
-
-async def export(user: User, item: str) -> bytes:
-    """Pick ``item`` among the exports (the Export menu, or "More actions" on a phone)."""
-    page = user.page
-    more = page.get_by_role("button", name="More actions")
-    if await more.count():
-        await more.click()
-        target = page.get_by_role("button", name=item)
-    else:
-        await page.get_by_role("button", name="Export").click()
-        target = page.get_by_role("menuitem", name=item)
-    async with page.expect_download() as info:
-        await target.click()
-    download = await info.value
-    path = await download.path()
-    assert path is not None
-    return await anyio.Path(path).read_bytes()
-
-
-def pdf_text(data: bytes) -> tuple[str, int]:
-    """The PDF's extracted text and how many raster images it holds (pypdf)."""
-    from pypdf import PdfReader
-
-    assert data.startswith(b"%PDF-"), data[:20]
-    reader = PdfReader(io.BytesIO(data), strict=True)
-    assert len(reader.pages) == 1
-    page = reader.pages[0]
-    return page.extract_text(), len(page.images)
-
-
-async def rendered_texts(user: User) -> list[str]:
-    """The text elements as the page draws them (SVG ``<text>``, one tspan per line)."""
-    await user.page.evaluate(TWO_FRAMES)
-    return await user.page.eval_on_selector_all(
-        "[data-testid=canvas] [data-kind=text] text",
-        """nodes => nodes.map((t) =>
-          [...t.querySelectorAll('tspan')].map((s) => s.textContent).join('\\n'))""",
-    )
-
-
-async def type_text_box(user: User, at: tuple[float, float], text: str, delay_ms: float) -> None:
-    """Text tool, a tap on the canvas, the keys one by one (``delay_ms`` apart), Escape."""
-    from playwright.async_api import expect
-
-    page = user.page
-    await page.get_by_role("button", name="Text (T)").click()
-    box = await page.get_by_test_id("canvas").bounding_box()
-    await page.mouse.click(box["x"] + at[0], box["y"] + at[1])
-    editor = page.get_by_label("Edit text")
-    await expect(editor).to_be_focused()
-    await page.keyboard.type(text, delay=delay_ms)
-    await expect(editor).to_have_value(text)
-    await page.keyboard.press("Escape")
-    await expect(editor).to_have_count(0)
-
-
-def texts_of(state: dict[str, Any]) -> list[str]:
-    return sorted(e["text"] for e in state["elements"].values() if e["kind"] == "text")
+# The signed-in users and the daemon serving the app (tests/support/pwa_users.py).
+app, browser, chromium = pwa_users.app, pwa_users.browser, pwa_users.chromium
+users = pwa_users.users
 
 
 async def test_typing_at_any_speed_loses_no_key(app, users):
