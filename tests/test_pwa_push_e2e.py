@@ -19,13 +19,14 @@ import httpx
 import pytest
 
 from crdt.schemas import Canvas
-from tests.support.browser import CHROMIUM_ARGS, artifact, build_pwa, require_browser
+from tests.support import pwa_users
+from tests.support.browser import artifact
 from tests.support.push_service import BrowserKeys, PushServiceStandIn, unb64url
-from tests.support.servers import RunningDaemon, start_daemon
+from tests.support.pwa_users import WAIT_MS, auth, share
+from tests.support.servers import RunningDaemon
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node, pytest.mark.slow]
 
-WAIT_MS = 15_000
 DOC = "alice/canvas-trip"
 
 # Replaces the browser's push subscription in the page (not in the service worker).
@@ -73,13 +74,6 @@ NOTIFICATIONS = """async () => (await self.registration.getNotifications()).map(
   (n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }))"""
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    exe = require_browser()
-    build_pwa()
-    return exe
-
-
 @pytest.fixture
 async def push_service() -> AsyncIterator[PushServiceStandIn]:
     service = await PushServiceStandIn().start()
@@ -90,43 +84,23 @@ async def push_service() -> AsyncIterator[PushServiceStandIn]:
 
 
 @pytest.fixture
-async def app(settings, chromium, push_service) -> AsyncIterator[RunningDaemon]:
-    running = await start_daemon(
-        replace(settings, dev_login=True, push_allow_endpoints=f"{push_service.origin}/push/")
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
+def settings(settings, push_service):  # conftest's, with the stand-in admitted
+    return replace(settings, push_allow_endpoints=f"{push_service.origin}/push/")
 
 
-@pytest.fixture
-async def browser(chromium) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
+# The daemon serving the app and the browser (tests/support/pwa_users.py).
+app, browser, chromium = pwa_users.app, pwa_users.browser, pwa_users.chromium
 
 
 async def make_shared_canvas(app: RunningDaemon) -> None:
     canvas = Canvas.create("Trip", author="alice")
     canvas.add_text("pack the tent", 40, 40)
     async with httpx.AsyncClient(base_url=app.http) as http:
-        alice = {"authorization": f"Bearer {app.token('alice')}"}
         r = await http.post(
-            f"/v1/docs/{DOC}/updates", content=canvas.doc.get_update(), headers=alice
+            f"/v1/docs/{DOC}/updates", content=canvas.doc.get_update(), headers=auth(app, "alice")
         )
         assert r.status_code == 200, r.text
-        r = await http.put(
-            f"/v1/docs/{DOC}/access",
-            json={"mode": "shared", "grants": {"bob": "editor"}},
-            headers=alice,
-        )
-        assert r.status_code == 200, r.text
+    await share(app, DOC, {"bob": "editor"})
 
 
 async def test_notify_switch_subscribes_and_a_push_opens_the_document(
