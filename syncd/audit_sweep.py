@@ -9,12 +9,11 @@ rows, which is harmless. ``passes`` counts completed passes, so a test can wait 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
-from storage import StoreUnavailable
 from storage.audit import SqlAudit
+
+from .periodic import Periodic
 
 __all__ = ["AuditSweep"]
 
@@ -24,42 +23,14 @@ MAX_INTERVAL = 3600.0
 MIN_INTERVAL = 1.0
 
 
-class AuditSweep:
+class AuditSweep(Periodic):
     def __init__(self, audit: SqlAudit, retention_seconds: float) -> None:
         self.audit = audit
         self.retention_seconds = retention_seconds
-        self.interval = max(MIN_INTERVAL, min(MAX_INTERVAL, retention_seconds / 10))
-        self.passes = 0
-        self._passed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
+        interval = max(MIN_INTERVAL, min(MAX_INTERVAL, retention_seconds / 10))
+        super().__init__("audit prune", interval, log)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def wait_passes(self, count: int) -> None:
-        """Wait until ``count`` more passes have completed."""
-        async with self._passed:
-            target = self.passes + count
-            await self._passed.wait_for(lambda: self.passes >= target)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                pruned = await self.audit.prune(self.retention_seconds)
-                if pruned:
-                    log.info("audit: pruned %d records past retention", pruned)
-            except StoreUnavailable as exc:  # the next pass tries again
-                log.warning("audit prune failed: %s", exc)
-            except Exception:
-                log.exception("audit prune failed")
-            async with self._passed:
-                self.passes += 1
-                self._passed.notify_all()
-            await asyncio.sleep(self.interval)
+    async def run_pass(self) -> None:
+        pruned = await self.audit.prune(self.retention_seconds)
+        if pruned:
+            log.info("audit: pruned %d records past retention", pruned)

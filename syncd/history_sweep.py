@@ -11,14 +11,12 @@ wait for one instead of sleeping.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
-from storage import StoreUnavailable
 from storage.history import SqlHistory
 from storage.trash import SqlTrash
 
+from .periodic import Periodic
 from .settings import Settings
 
 __all__ = ["HistorySweep"]
@@ -29,35 +27,16 @@ MAX_INTERVAL = 60.0
 MIN_INTERVAL = 0.05
 
 
-class HistorySweep:
+class HistorySweep(Periodic):
     def __init__(self, history: SqlHistory, trash: SqlTrash, settings: Settings) -> None:
         self.history = history
         self.trash = trash
         self.settings = settings
         shortest = min(settings.auto_version_seconds, settings.trash_seconds)
-        self.interval = max(MIN_INTERVAL, min(MAX_INTERVAL, shortest / 4))
-        self.passes = 0
-        self._passed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__("history sweep", max(MIN_INTERVAL, min(MAX_INTERVAL, shortest / 4)), log)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="history-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def wait_passes(self, count: int) -> None:
-        """Wait until ``count`` more passes have completed."""
-        async with self._passed:
-            target = self.passes + count
-            await self._passed.wait_for(lambda: self.passes >= target)
-
-    async def sweep(self) -> None:
-        """One pass (also called directly)."""
+    async def run_pass(self) -> None:
+        """Automatic versions, then purges at the end of the trash window."""
         made = await self.history.auto_versions(
             self.settings.auto_version_seconds, self.settings.auto_versions_keep
         )
@@ -66,16 +45,3 @@ class HistorySweep:
         for key in await self.trash.expired(self.settings.trash_seconds):
             if await self.trash.purge(key):
                 log.info("doc %s: purged at the end of the trash window", key)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except StoreUnavailable as exc:  # the next pass tries again
-                log.warning("history sweep failed: %s", exc)
-            except Exception:
-                log.exception("history sweep failed")
-            async with self._passed:
-                self.passes += 1
-                self._passed.notify_all()
-            await asyncio.sleep(self.interval)

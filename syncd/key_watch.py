@@ -11,13 +11,12 @@ never served an empty document. Without a master key it does nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
-from storage import SqlStore, StoreUnavailable
+from storage import SqlStore
 
 from .peer import CloseCode
+from .periodic import Periodic
 from .rooms import Rooms
 
 __all__ = ["KeyWatch"]
@@ -25,25 +24,17 @@ __all__ = ["KeyWatch"]
 log = logging.getLogger("syncd.keys")
 
 
-class KeyWatch:
+class KeyWatch(Periodic):
     def __init__(self, store: SqlStore, rooms: Rooms, interval: float) -> None:
         self.store = store
         self.rooms = rooms
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        super().__init__("key check", interval, log, wait_first=True)
 
     def start(self) -> None:
-        if self.store.sealing.on:
-            self._task = asyncio.create_task(self._run(), name="key-watch")
+        if self.store.sealing.on:  # without a master key there are no keys to watch
+            super().start()
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def check(self) -> set[str]:
+    async def run_pass(self) -> set[str]:
         """One pass: close the loaded documents of shredded tenants; returns those tenants."""
         tenants = {room.key.tenant for room in self.rooms.loaded()}
         shredded = await self.store.sealing.shredded(self.store._begin, tenants)
@@ -58,13 +49,3 @@ class KeyWatch:
                     closed,
                 )
         return shredded
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.check()
-            except StoreUnavailable as exc:  # the next pass tries again
-                log.warning("key check failed: %s", exc)
-            except Exception:
-                log.exception("key check failed")
