@@ -23,10 +23,8 @@ from starlette.routing import Route
 from storage.audit import AuditRecord
 
 from .access import Refusal
-from .bearer import bearer_token
-from .daemon import Daemon
 from .docid import is_principal
-from .http_api import HttpError, _handled, http_error
+from .http_api import HttpError, _handled, http_error, identify
 from .request_body import read_json
 from .timefmt import iso_time
 from .tokens import Identity, Role, is_purpose
@@ -36,14 +34,6 @@ __all__ = ["routes"]
 MAX_PURPOSES = 64  # per request body: a consent form, not a data store
 MAX_LIMIT = 1000
 _CURSOR = re.compile(r"a[0-9a-f]{1,16}")
-
-
-def _identify(request: Request) -> tuple[Daemon, Identity]:
-    daemon: Daemon = request.app.state.daemon
-    try:
-        return daemon, daemon.access.identify(bearer_token(request.headers, request.query_params))
-    except Refusal as refusal:
-        raise http_error(refusal) from refusal
 
 
 def _principal(request: Request, identity: Identity) -> str:
@@ -76,14 +66,14 @@ def check_answers(body: object) -> dict[str, bool]:
 
 @_handled
 async def get_consent(request: Request) -> Response:
-    daemon, identity = _identify(request)
+    daemon, identity = identify(request)
     sub = _principal(request, identity)
     return JSONResponse(await daemon.consents.of(identity.tenant, sub))
 
 
 @_handled
 async def put_consent(request: Request) -> Response:
-    daemon, identity = _identify(request)
+    daemon, identity = identify(request)
     sub = _principal(request, identity)
     try:
         await daemon.access.refuse_erased(identity.tenant, sub)
@@ -133,7 +123,7 @@ def _after(value: str | None) -> int:
 
 @_handled
 async def list_audit(request: Request) -> Response:
-    daemon, identity = _identify(request)
+    daemon, identity = identify(request)
     if identity.role is not Role.ADMIN:
         raise HttpError(403, "forbidden", "the audit trail is for admins")
     params = request.query_params

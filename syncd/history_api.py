@@ -32,6 +32,7 @@ from .http_api import (
     _handled,
     delete_doc,
     http_error,
+    identify,
     json_view,
     meta_json,
 )
@@ -294,11 +295,7 @@ async def recreate(request: Request) -> Response:
 
 @_handled
 async def list_trash(request: Request) -> Response:
-    daemon: Daemon = request.app.state.daemon
-    try:
-        identity = daemon.access.identify(bearer_token(request.headers, request.query_params))
-    except Refusal as refusal:
-        raise http_error(refusal) from refusal
+    daemon, identity = identify(request, purpose_bound_ok=False)
     owner = None if identity.privileged else identity.sub
     window = daemon.settings.trash_seconds
     entries = await daemon.trash.list(identity.tenant, owner)

@@ -33,8 +33,9 @@ from .request_body import BodyRefused, read_body, read_json
 from .room import RoomClosed
 from .rooms import DocumentNotFound
 from .timefmt import iso_time
+from .tokens import Identity
 
-__all__ = ["HttpError", "http_error", "routes"]
+__all__ = ["HttpError", "http_error", "identify", "routes"]
 
 # What an HTTP client is told for each refusal: (status, error code). The HTTP API and the feed.
 _REFUSED: Mapping[RefusalReason, tuple[int, str]] = MappingProxyType(
@@ -82,6 +83,25 @@ def meta_json(meta: DocMeta) -> dict[str, Any]:
         "updated_at": iso_time(meta.updated_at),
         "epoch": meta.epoch,
     }
+
+
+def identify(request: Request, *, purpose_bound_ok: bool = True) -> tuple[Daemon, Identity]:
+    """The daemon and the caller's identity from the request's token (header over query).
+    ``purpose_bound_ok=False``: the endpoint shows documents' content or names, which a
+    service bound to a purpose may read only through the consent gate.
+
+    Raises:
+        HttpError: 401 for a missing, malformed, forged or expired token; 403 for a
+            purpose-bound service where it may not read.
+    """
+    daemon: Daemon = request.app.state.daemon
+    try:
+        identity = daemon.access.identify(bearer_token(request.headers, request.query_params))
+        if not purpose_bound_ok:
+            daemon.access.refuse_purpose_bound(identity)
+    except Refusal as refusal:
+        raise http_error(refusal) from refusal
+    return daemon, identity
 
 
 async def _authorize(

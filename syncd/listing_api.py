@@ -16,10 +16,7 @@ from starlette.routing import Route
 
 from storage.listing import ListedDoc, SqlListing
 
-from .access import Refusal
-from .bearer import bearer_token
-from .daemon import Daemon
-from .http_api import HttpError, _handled, http_error
+from .http_api import HttpError, _handled, identify
 from .timefmt import iso_time
 
 __all__ = ["routes"]
@@ -60,11 +57,7 @@ def _json(doc: ListedDoc) -> dict[str, object]:
 
 @_handled
 async def list_docs(request: Request) -> Response:
-    daemon: Daemon = request.app.state.daemon
-    try:
-        identity = daemon.access.identify(bearer_token(request.headers, request.query_params))
-    except Refusal as refusal:
-        raise http_error(refusal) from refusal
+    daemon, identity = identify(request)
     owned, shared = _flag(request, "owned"), _flag(request, "shared")
     if owned is None and shared is None:
         owned = shared = True

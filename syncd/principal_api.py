@@ -18,12 +18,10 @@ from starlette.routing import Route
 
 from storage.principal_data import PrincipalData
 
-from .access import Refusal
-from .bearer import bearer_token
 from .daemon import Daemon
 from .docid import is_principal
 from .erasure import erase_principal
-from .http_api import HttpError, _handled, http_error
+from .http_api import HttpError, _handled, identify
 from .principal_export import export_zip
 from .request_body import parse_json, read_body
 from .tokens import Identity, Role
@@ -35,11 +33,7 @@ _MAX_IDENTIFIER_CHARS = 256
 
 
 def _caller(request: Request) -> tuple[Daemon, Identity, str]:
-    daemon: Daemon = request.app.state.daemon
-    try:
-        identity = daemon.access.identify(bearer_token(request.headers, request.query_params))
-    except Refusal as refusal:
-        raise http_error(refusal) from refusal
+    daemon, identity = identify(request)
     sub = request.path_params["sub"]
     if not is_principal(sub):
         raise HttpError(400, "bad_request", "not a principal id: [A-Za-z0-9._@+-]{1,64}")

@@ -23,14 +23,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .access import Refusal, parse_doc_id
-from .bearer import bearer_token
 from .daemon import Daemon
 from .docid import is_principal
-from .http_api import HttpError, _handled, http_error
+from .http_api import HttpError, _handled, http_error, identify
 from .push import MAX_PAYLOAD_BYTES
 from .push_endpoints import EndpointRefused, check_keys
 from .request_body import read_json
-from .tokens import Identity
 
 __all__ = ["routes"]
 
@@ -38,14 +36,6 @@ MAX_PRINCIPALS = 1000
 MAX_TITLE = 200
 MAX_BODY = 1000
 MAX_URL = 2048
-
-
-def _identify(request: Request) -> tuple[Daemon, Identity]:
-    daemon: Daemon = request.app.state.daemon
-    try:
-        return daemon, daemon.access.identify(bearer_token(request.headers, request.query_params))
-    except Refusal as refusal:
-        raise http_error(refusal) from refusal
 
 
 def _bad(message: str) -> HttpError:
@@ -59,7 +49,7 @@ async def get_key(request: Request) -> Response:
 
 @_handled
 async def post_subscription(request: Request) -> Response:
-    daemon, identity = _identify(request)
+    daemon, identity = identify(request)
     try:
         await daemon.access.refuse_erased(identity.tenant, identity.sub)
     except Refusal as refusal:
@@ -84,7 +74,7 @@ async def post_subscription(request: Request) -> Response:
 
 @_handled
 async def delete_subscription(request: Request) -> Response:
-    daemon, identity = _identify(request)
+    daemon, identity = identify(request)
     endpoint = request.query_params.get("endpoint")
     if not endpoint:
         raise _bad("the endpoint query parameter is required")
@@ -112,7 +102,7 @@ def _url(body: dict[str, Any]) -> str:
 
 @_handled
 async def notify(request: Request) -> Response:
-    daemon, identity = _identify(request)
+    daemon, identity = identify(request)
     if not identity.privileged:
         raise HttpError(403, "forbidden", "only services and admins may send notifications")
     body = await read_json(request, daemon.settings.max_json_body_bytes)

@@ -51,6 +51,7 @@ async def test_a_purpose_bound_service_reads_only_through_the_consent_gate(
             f"/v1/docs/{DOC}",
             f"/v1/docs/{DOC}/versions",
             f"/v1/docs/{DOC}/activity",
+            "/v1/trash",
         ):
             r = await http.get(path, headers=auth(daemon, "insights", **bound))
             assert r.status_code == 403, (path, r.text)
