@@ -55,6 +55,19 @@ def _owned_by(sub: str):  # type: ignore[no-untyped-def]
     return func.substr(documents.c.name, 1, len(prefix)) == prefix
 
 
+# The columns of a DocumentRow, in its order.
+_ROW_COLUMNS = (
+    documents.c.name,
+    documents.c.mode,
+    documents.c.seq,
+    documents.c.epoch,
+    documents.c.created_at,
+    documents.c.updated_at,
+    documents.c.deleted_at,
+    documents.c.purged_at.is_not(None),
+)
+
+
 class PrincipalData:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
@@ -63,16 +76,7 @@ class PrincipalData:
         """Every document row named ``sub/…``: live, in the trash, or a purged tombstone."""
         async with scoped(self.store, tenant) as conn:
             rows = await conn.execute(
-                select(
-                    documents.c.name,
-                    documents.c.mode,
-                    documents.c.seq,
-                    documents.c.epoch,
-                    documents.c.created_at,
-                    documents.c.updated_at,
-                    documents.c.deleted_at,
-                    documents.c.purged_at.is_not(None),
-                )
+                select(*_ROW_COLUMNS)
                 .where(documents.c.tenant == tenant, _owned_by(sub))
                 .order_by(documents.c.name)
             )
@@ -139,16 +143,7 @@ class PrincipalData:
         each of them for the principal's identity in its content)."""
         async with scoped(self.store, tenant) as conn:
             rows = await conn.execute(
-                select(
-                    documents.c.name,
-                    documents.c.mode,
-                    documents.c.seq,
-                    documents.c.epoch,
-                    documents.c.created_at,
-                    documents.c.updated_at,
-                    documents.c.deleted_at,
-                    documents.c.purged_at.is_not(None),
-                )
+                select(*_ROW_COLUMNS)
                 .where(
                     documents.c.tenant == tenant,
                     ~_owned_by(sub),
