@@ -31,7 +31,6 @@ from tests.support.axe import assert_accessible
 from tests.support.browser import artifact
 from tests.support.canvas_pages import (
     TWO_FRAMES,
-    converge,
     export,
     open_canvas,
     pdf_text,
@@ -45,6 +44,7 @@ from tests.support.pwa_users import (
     PHONE_OPTIONS,
     WAIT_MS,
     User,
+    converge,
     new_canvas,
     server_json,
     share,

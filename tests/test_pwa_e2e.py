@@ -13,170 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
-from tests.support.browser import CHROMIUM_ARGS, artifact, build_pwa, require_browser
-from tests.support.servers import RunningDaemon, start_daemon
-from tests.support.tcp_proxy import TcpProxy
+from tests.support import pwa_users
+from tests.support.browser import artifact
+from tests.support.pwa_users import (
+    PHONE,
+    WAIT_MS,
+    converge,
+    doc_json,
+    new_canvas,
+    server_json,
+    share,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node, pytest.mark.slow]
 
-WAIT_MS = 15_000
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-
-# The document's JSON as the page's SDK sees it (journal/1 or canvas/1), keys sorted.
-DOC_JSON = """(name) => {
-  const doc = window.syncd.client.documents.get(name)
-  if (!doc) return null
-  const schema = doc.ydoc.getMap('meta').get('schema')
-  return schema === 'journal/1' ? doc.journal().toJSON() : doc.canvas().toJSON()
-}"""
-
-
-@dataclass
-class User:
-    name: str
-    context: Any
-    page: Any
-    proxy: TcpProxy
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.proxy.port}"
-
-    async def offline(self) -> None:
-        await self.context.set_offline(True)
-        self.proxy.disconnect()
-
-    async def online(self) -> None:
-        self.proxy.restore()
-        await self.context.set_offline(False)
-
-    def status(self) -> Any:
-        return self.page.locator(".topbar [data-status]").first
-
-    async def doc_json(self, name: str) -> Any:
-        return await self.page.evaluate(DOC_JSON, name)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    exe = require_browser()
-    build_pwa()
-    return exe
-
-
-@pytest.fixture
-async def app(settings, chromium) -> AsyncIterator[RunningDaemon]:
-    """A daemon serving the built PWA, with the development login on."""
-    running = await start_daemon(replace(settings, dev_login=True))
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
-async def browser(chromium) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
-@pytest.fixture
-async def users(app, browser) -> AsyncIterator[Any]:
-    """``await users("alice")``: a signed-in user in their own browser context."""
-    from playwright.async_api import expect
-
-    made: list[User] = []
-
-    async def make(name: str, viewport: dict[str, int] = DESKTOP, **options: Any) -> User:
-        proxy = await TcpProxy("127.0.0.1", app.port).start()
-        context = await browser.new_context(viewport=viewport, **options)
-        page = await context.new_page()
-        user = User(name, context, page, proxy)
-        page.on("pageerror", lambda exc: user.errors.append(str(exc)))
-        made.append(user)
-        await page.goto(f"{user.origin}/")
-        await page.get_by_label("Your name").fill(name)
-        await page.get_by_role("button", name="Continue").click()
-        await expect(page.get_by_role("heading", name="Canvases")).to_be_visible()
-        return user
-
-    yield make
-    for user in made:
-        await user.context.close()
-        await user.proxy.stop()
-    errors = {u.name: u.errors for u in made if u.errors}
-    assert not errors, f"uncaught errors in the pages: {errors}"
-
-
-async def server_json(app: RunningDaemon, doc: str) -> dict[str, Any]:
-    owner = doc.split("/")[0]
-    async with httpx.AsyncClient(base_url=app.http) as http:
-        r = await http.get(
-            f"/v1/docs/{doc}/state",
-            headers={"authorization": f"Bearer {app.token(owner)}", "accept": "application/json"},
-        )
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def share(app: RunningDaemon, doc: str, grants: dict[str, str]) -> None:
-    owner = doc.split("/")[0]
-    async with httpx.AsyncClient(base_url=app.http) as http:
-        r = await http.put(
-            f"/v1/docs/{doc}/access",
-            json={"mode": "shared", "grants": grants},
-            headers={"authorization": f"Bearer {app.token(owner)}"},
-        )
-    assert r.status_code == 200, r.text
-
-
-async def converge(app: RunningDaemon, doc: str, *people: User) -> dict[str, Any]:
-    """Wait until every page holds exactly the server's document; return it."""
-    from playwright.async_api import expect
-
-    for user in people:
-        await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
-    expected = await server_json(app, doc)
-    for user in people:
-        await user.page.wait_for_function(
-            """([name, expected]) => {
-              const doc = window.syncd.client.documents.get(name)
-              if (!doc) return false
-              const schema = doc.ydoc.getMap('meta').get('schema')
-              const json = schema === 'journal/1' ? doc.journal().toJSON() : doc.canvas().toJSON()
-              return JSON.stringify(json) === JSON.stringify(expected)
-            }""",
-            arg=[doc, expected],
-            timeout=WAIT_MS,
-        )
-    return expected
-
-
-async def new_canvas(user: User, template: str = "Blank") -> str:
-    from playwright.async_api import expect
-
-    page = user.page
-    await page.get_by_role("button", name="New canvas").click()
-    await page.get_by_role("button", name=template).first.click()
-    await expect(page.get_by_test_id("canvas")).to_be_visible()
-    await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
-    return page.url.split("#/canvas/")[1]
+# The daemon serving the app, the browser and the signed-in users (tests/support/pwa_users.py).
+app, browser, chromium = pwa_users.app, pwa_users.browser, pwa_users.chromium
+users = pwa_users.users
 
 
 async def export(page: Any, item: str) -> bytes:
@@ -418,7 +276,7 @@ async def test_viewer_sees_live_edits_and_cannot_write(app, users):
     card = await center_of(page.locator("[data-kind=card]").first)
     await drag(page, card, (card[0] + 80, card[1] + 80))
     await page.keyboard.press("Delete")
-    assert await bob.doc_json(doc) == before  # 20 == 20.0: JS numbers, Python floats
+    assert await doc_json(bob, doc) == before  # 20 == 20.0: JS numbers, Python floats
 
     # The console: through the app's own document, then over a raw socket.
     await page.evaluate(

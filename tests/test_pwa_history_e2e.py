@@ -9,7 +9,6 @@ proxies) are those of ``tests/test_pwa_e2e.py``. Screenshots go to ``artifacts/e
 """
 
 # The fixtures are imported from test_pwa_e2e, so tests' parameters "redefine" them.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -21,21 +20,17 @@ import httpx
 import pytest
 
 from crdt.schemas import Canvas
+from tests.support import pwa_users
 from tests.support.browser import artifact
+from tests.support.pwa_users import WAIT_MS, User, converge, new_canvas, server_json
+from tests.support.pwa_users import doc_json as page_doc_json
 from tests.support.servers import RunningDaemon
-from tests.test_pwa_e2e import (  # noqa: F401 - fixtures
-    WAIT_MS,
-    User,
-    app,
-    browser,
-    chromium,
-    converge,
-    new_canvas,
-    server_json,
-    users,
-)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node, pytest.mark.slow]
+
+# The daemon serving the app, the browser and the signed-in users (tests/support/pwa_users.py).
+app, browser, chromium = pwa_users.app, pwa_users.browser, pwa_users.chromium
+users = pwa_users.users
 
 
 async def place_cards(user: User, *words: str) -> None:
@@ -138,7 +133,7 @@ async def test_trash_and_restore_bring_a_canvas_back_whole(app, users):
     await page.locator(".cards .doc-card", has_text=title).click()
     await expect(alice.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
     assert await server_json(app, doc) == before
-    assert await alice.doc_json(doc) == before
+    assert await page_doc_json(alice, doc) == before
 
 
 async def purge_and_create_again(app: RunningDaemon, doc: str) -> Canvas:

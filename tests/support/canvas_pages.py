@@ -1,7 +1,6 @@
-"""Pages of the canvas for the browser tests (tests/test_pwa_canvas_e2e.py): waiting for every
-page to hold the server's document, opening, exporting, typing into a text box, and reading back
-what is drawn. The signed-in users and the daemon come from
-``tests/support/pwa_users.py``."""
+"""Pages of the canvas for the browser tests (tests/test_pwa_canvas_e2e.py): opening, exporting,
+typing into a text box, and reading back what is drawn. The signed-in users, the daemon and
+``converge`` come from ``tests/support/pwa_users.py``."""
 
 from __future__ import annotations
 
@@ -10,12 +9,10 @@ from typing import Any
 
 import anyio
 
-from tests.support.pwa_users import WAIT_MS, User, server_json
-from tests.support.servers import RunningDaemon
+from tests.support.pwa_users import WAIT_MS, User
 
 __all__ = [
     "TWO_FRAMES",
-    "converge",
     "export",
     "open_canvas",
     "pdf_text",
@@ -26,25 +23,6 @@ __all__ = [
 
 # Resolves after two animation frames: whatever a change scheduled for the next frame is drawn.
 TWO_FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
-
-
-async def converge(app: RunningDaemon, doc: str, *people: User) -> dict[str, Any]:
-    """Wait until every page holds exactly the server's document; return it."""
-    from playwright.async_api import expect
-
-    for user in people:
-        await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
-    expected = await server_json(app, doc)
-    for user in people:
-        await user.page.wait_for_function(
-            """([name, expected]) => {
-              const doc = window.syncd.client.documents.get(name)
-              return doc && JSON.stringify(doc.canvas().toJSON()) === JSON.stringify(expected)
-            }""",
-            arg=[doc, expected],
-            timeout=WAIT_MS,
-        )
-    return expected
 
 
 async def open_canvas(user: User, doc: str) -> None:

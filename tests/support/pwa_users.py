@@ -1,4 +1,4 @@
-"""Signed-in browser users of the PWA for the app-shell tests (tests/test_pwa_app_e2e.py).
+"""Signed-in browser users of the PWA for the browser tests (tests/test_pwa_*_e2e.py).
 
 A daemon with the dev login serving the built app; each user in their own browser context behind
 their own loopback proxy (offline is real: the proxy is cut), with the page's uncaught errors
@@ -35,6 +35,8 @@ __all__ = [
     "auth",
     "browser",
     "chromium",
+    "converge",
+    "doc_json",
     "go_home",
     "load",
     "new_canvas",
@@ -164,6 +166,37 @@ async def users(app, browser) -> AsyncIterator[Any]:
         await user.proxy.stop()
     errors = {u.name: u.errors for u in made if u.errors}
     assert not errors, f"uncaught errors in the pages: {errors}"
+
+
+# The document's JSON as the page's SDK sees it (journal/1 or canvas/1).
+DOC_JSON = """(name) => {
+  const doc = window.syncd.client.documents.get(name)
+  if (!doc) return null
+  const schema = doc.ydoc.getMap('meta').get('schema')
+  return schema === 'journal/1' ? doc.journal().toJSON() : doc.canvas().toJSON()
+}"""
+
+
+async def doc_json(user: User, name: str) -> Any:
+    """What the page's SDK holds of document ``name`` (``None`` before it is open)."""
+    return await user.page.evaluate(DOC_JSON, name)
+
+
+async def converge(app: RunningDaemon, doc: str, *people: User) -> dict[str, Any]:
+    """Wait until every page holds exactly the server's document; return it."""
+    from playwright.async_api import expect
+
+    for user in people:
+        await expect(user.status()).to_have_attribute("data-status", "saved", timeout=WAIT_MS)
+    expected = await server_json(app, doc)
+    for user in people:
+        await user.page.wait_for_function(
+            f"""([name, expected]) =>
+              JSON.stringify(({DOC_JSON})(name)) === JSON.stringify(expected)""",
+            arg=[doc, expected],
+            timeout=WAIT_MS,
+        )
+    return expected
 
 
 def auth(app: RunningDaemon, sub: str) -> dict[str, str]:
