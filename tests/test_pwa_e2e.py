@@ -286,6 +286,17 @@ async def test_viewer_sees_live_edits_and_cannot_write(app, users):
         }""",
         doc,
     )
+    # That edit is rolled back by dropping the replica (pwa/src/lib/rollback.ts); wait for the
+    # fresh one, or the next step could find no document, or the closing one.
+    await expect(page.get_by_test_id("refused-notice")).to_be_visible(timeout=WAIT_MS)
+    await page.wait_for_function(
+        """(name) => {
+          const doc = window.syncd.client.documents.get(name)
+          return Boolean(doc && !doc.closed && doc.loaded && doc.pending === 0)
+        }""",
+        arg=doc,
+        timeout=WAIT_MS,
+    )
     refused = await page.evaluate(
         """async (name) => {
           const doc = window.syncd.client.documents.get(name)
