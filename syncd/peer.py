@@ -1,20 +1,21 @@
 """A WebSocket's outgoing side: one bounded send queue per socket, its drain, the close handshake.
 
 Rooms never await a socket: their members (``syncd/member.py``) send through the socket's
-:class:`Peer`, whose :meth:`Peer.send` writes at once when the socket can take it (uvicorn's send
-completes without suspending while the client's TCP window is open). A send that has to wait
-becomes a drain task, and later messages queue behind it until the task has written them all; so
-a slow client's queue grows instead of the room waiting. At ``max_messages`` or ``max_bytes`` the
-peer is closed with 1013 and its queue dropped: one slow reader never holds up a room or grows the
-server's memory. All queues together are bounded too (:class:`SendQueues`): past that bound the
-peer with the most queued bytes is closed with 1013, so many slow readers at once cannot exhaust
-memory either. Idle peers own no task at all.
+:class:`Peer`, whose :meth:`Peer.send` writes at once when the socket can take it: framed and
+written below ASGI where the transport allows (``write_now``, syncd/transport.py), else through
+uvicorn's send, which completes without suspending while the client's TCP window is open. A send
+that has to wait becomes a drain task, and later messages queue behind it until the task has written
+them all; so a slow client's queue grows instead of the room waiting. At ``max_messages`` or
+``max_bytes`` the peer is closed with 1013 and its queue dropped: one slow reader never holds up a
+room or grows the server's memory. All queues together are bounded too (:class:`SendQueues`): past
+that bound the peer with the most queued bytes is closed with 1013, so many slow readers at once
+cannot exhaust memory either. Idle peers own no task at all.
 
-A close that is not delivered in time (the client does not read) aborts the TCP connection, so
-the socket and its buffers are released at once rather than when the client goes away.
+A close that is not delivered in time (the client does not read) aborts the TCP connection, so the
+socket and its buffers are released at once rather than when the client goes away.
 
-A peer knows nothing of documents or identities: a ``/v1/sync`` socket carries many documents,
-each its own member with its own grant, through one peer.
+A peer knows nothing of documents or identities: a ``/v1/sync`` socket carries many documents, each
+its own member with its own grant, through one peer.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class PeerState(enum.Enum):
 
 
 SendBytes = Callable[[bytes], Coroutine[Any, Any, None]]
+WriteNow = Callable[[bytes], bool]  # True: written at once; False: nothing written
 CloseSocket = Callable[[int, str], Awaitable[None]]
 AbortSocket = Callable[[], None]
 
@@ -113,6 +115,7 @@ class Peer:
         "_queued_bytes",
         "_queues",
         "_send",
+        "_write_now",
         "close_code",
         "close_reason",
         "id",
@@ -132,11 +135,14 @@ class Peer:
         max_bytes: int = 32 * 1024 * 1024,
         abort: AbortSocket | None = None,
         queues: SendQueues | None = None,
+        write_now: WriteNow | None = None,
     ) -> None:
         """``abort`` drops the TCP connection at once (when a close is not delivered in time);
-        ``queues`` is the bound shared by every peer's queue."""
+        ``queues`` is the bound shared by every peer's queue; ``write_now`` writes a message
+        below ``send`` when the socket can take it at once (syncd/transport.py)."""
         self.id = peer_id
         self._send = send
+        self._write_now = write_now
         self._close_socket = close
         self._abort = abort
         self._queues = queues
@@ -169,6 +175,8 @@ class Peer:
         if self.on_sent is not None:
             self.on_sent(len(message))
         if self._drain_task is None:
+            if self._write_now is not None and self._write_now(message):
+                return
             # Eager write, as Python 3.12's eager tasks would do: uvicorn's send completes
             # without suspending while the client's TCP window is open, so most messages cost
             # no task and no extra loop turn. Only a send that must wait becomes a task.

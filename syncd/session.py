@@ -147,6 +147,7 @@ async def socket_peer(ws: WebSocket, daemon: Daemon, peer_id: str) -> AsyncItera
         max_bytes=settings.send_queue_bytes,
         abort=transport.aborter(ws),
         queues=daemon.send_queues,
+        write_now=transport.binary_writer(ws),
     )
     peer.bind_handler(asyncio.current_task())
     peer.on_sent = daemon.count_sent

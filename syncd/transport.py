@@ -17,6 +17,13 @@ uvicorn's ``httptools`` and ``websockets-sansio`` protocols, with the bounds a p
   **4413** from its header alone, before its payload is read (fragments count together): the
   limit is ``max_unauthenticated_message_bytes`` until the application calls
   :func:`authenticated`, then ``max_message_bytes``.
+- **Broadcast writes.** :func:`binary_writer` writes a binary message straight to the socket as
+  one pre-framed write when the connection can take it at once (open, not paused by the client's
+  TCP window): the ASGI ``send``, uvicorn's state checks and ``websockets``' frame objects cost
+  more than the write itself when one update goes to fifty peers. Anything else (a paused
+  transport, a close under way) answers False and the caller takes the ASGI path, so order and
+  back-pressure stay the ASGI path's. Frames are never compressed (per-message deflate is off,
+  server.py).
 - **Closing.** asyncio's ``close()`` waits until the client has read everything buffered, which a
   client that stopped reading never does; a closing connection whose buffer does not shrink for
   :data:`CLOSE_STALL_SECONDS` is aborted. :func:`aborter` lets the application drop a connection
@@ -46,7 +53,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import PayloadTooBig
 from websockets.frames import CloseCode as WsCloseCode
 from websockets.http11 import Request
-from websockets.protocol import Protocol
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from .settings import Settings
@@ -61,6 +68,8 @@ __all__ = [
     "WebSocketProtocol",
     "aborter",
     "authenticated",
+    "binary_frame",
+    "binary_writer",
     "protocols",
 ]
 
@@ -126,6 +135,11 @@ class ConnectionHandle:
         """Drop the TCP connection now (a reset), whatever is still buffered for the client."""
         self._protocol.abort()
 
+    def write_binary(self, payload: bytes) -> bool:
+        """Write ``payload`` as one binary message now, if the connection takes it without
+        waiting; False (nothing written) otherwise, and the ASGI send must carry it."""
+        return self._protocol.write_binary_now(payload)
+
 
 def _handle(connection: HTTPConnection) -> ConnectionHandle | None:
     handle = connection.scope.get("extensions", {}).get(_SCOPE_KEY)
@@ -137,6 +151,26 @@ def authenticated(connection: HTTPConnection) -> None:
     handle = _handle(connection)
     if handle is not None:
         handle.authenticated()
+
+
+def binary_writer(connection: HTTPConnection) -> Callable[[bytes], bool] | None:
+    """The function that writes a binary message below ASGI when it can (module docstring), or
+    None (another server)."""
+    handle = _handle(connection)
+    return handle.write_binary if handle is not None else None
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked, final, binary WebSocket frame (RFC 6455 §5.2), as a server
+    sends it."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x82, size))
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x82, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x82, 127, size)
+    return head + payload
 
 
 def aborter(connection: HTTPConnection) -> Callable[[], None] | None:
@@ -218,6 +252,9 @@ class BoundedCloseTransport:
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._watch: asyncio.TimerHandle | None = None
+        # Every frame goes through here: bound once, not looked up through __getattr__ each time.
+        self.write = transport.write
+        self.is_closing = transport.is_closing
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -480,6 +517,22 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_opening()
         super().connection_lost(exc)
+
+    def write_binary_now(self, payload: bytes) -> bool:
+        """What uvicorn's ``send`` checks before it frames a message, then one write; False
+        wherever ``send`` would wait or refuse (the caller then takes that path)."""
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.conn.state is not State.OPEN
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(binary_frame(payload))
+        return True
 
     def raise_frame_limit(self) -> None:
         self.conn.max_message_size = self.limits.max_message_bytes
