@@ -135,11 +135,6 @@ class ConnectionHandle:
         """Drop the TCP connection now (a reset), whatever is still buffered for the client."""
         self._protocol.abort()
 
-    def write_binary(self, payload: bytes) -> bool:
-        """Write ``payload`` as one binary message now, if the connection takes it without
-        waiting; False (nothing written) otherwise, and the ASGI send must carry it."""
-        return self._protocol.write_binary_now(payload)
-
 
 def _handle(connection: HTTPConnection) -> ConnectionHandle | None:
     handle = connection.scope.get("extensions", {}).get(_SCOPE_KEY)
@@ -154,15 +149,27 @@ def authenticated(connection: HTTPConnection) -> None:
 
 
 def binary_writer(connection: HTTPConnection) -> Callable[[bytes], bool] | None:
-    """The function that writes a binary message below ASGI when it can (module docstring), or
-    None (another server)."""
+    """The function that writes a binary message below ASGI when the connection takes it
+    without waiting (module docstring), or None (another server). It answers False, having
+    written nothing, wherever the ASGI send must carry the message instead."""
     handle = _handle(connection)
-    return handle.write_binary if handle is not None else None
+    # The protocol's own method, not the handle's: this runs once per peer per broadcast.
+    return handle._protocol.write_binary_now if handle is not None else None
+
+
+# The last frame built, by the identity of its payload: a broadcast hands the same bytes object
+# to every raw-socket peer in turn, so it is framed once (bytes are immutable, and the reference
+# held here keeps the id from being reused).
+_last_framed: tuple[bytes, bytes] = (b"", b"\x82\x00")
 
 
 def binary_frame(payload: bytes) -> bytes:
     """``payload`` as one unmasked, final, binary WebSocket frame (RFC 6455 §5.2), as a server
     sends it."""
+    global _last_framed
+    last = _last_framed
+    if last[0] is payload:
+        return last[1]
     size = len(payload)
     if size < 126:
         head = bytes((0x82, size))
@@ -170,7 +177,10 @@ def binary_frame(payload: bytes) -> bytes:
         head = struct.pack("!BBH", 0x82, 126, size)
     else:
         head = struct.pack("!BBQ", 0x82, 127, size)
-    return head + payload
+    frame = head + payload
+    if type(payload) is bytes:  # never a buffer that could change under the cache
+        _last_framed = (payload, frame)
+    return frame
 
 
 def aborter(connection: HTTPConnection) -> Callable[[], None] | None:

@@ -41,6 +41,17 @@ def test_binary_frame_is_what_websockets_parses_and_serializes(payload: bytes) -
     assert framed == Frame(Opcode.BINARY, payload).serialize(mask=False)
 
 
+def test_binary_frame_reuses_the_frame_of_the_same_payload_only() -> None:
+    payload = bytes(range(40))
+    first = binary_frame(payload)
+    assert binary_frame(payload) is first
+    other = bytearray(payload)
+    framed = binary_frame(other)
+    other[0] = 99
+    assert binary_frame(other) == b"\x82\x28" + bytes(other) != framed
+    assert binary_frame(bytes(payload)) == first
+
+
 async def test_peer_takes_the_asgi_path_where_the_fast_path_declines() -> None:
     written: list[bytes] = []
     sent: list[bytes] = []
