@@ -40,11 +40,14 @@ def replay(
     tail: Sequence[tuple[int, bytes]],
     *,
     skip_gc: bool = False,
+    snapshot_checked: bool = False,
 ) -> Replay:
     """The document that ``snapshot`` then ``tail`` (``(seq, update)`` in order) build.
 
     Never raises for bad data: each update that fails the strict decoder or that yrs refuses is
-    left out and listed in ``Replay.skipped``.
+    left out and listed in ``Replay.skipped``. ``snapshot_checked``: the snapshot carries syncd's
+    verified mark that these exact bytes passed :func:`check_stored` (storage/snapshot_mark.py),
+    so it is not decoded again; it is still applied guarded.
     """
     good: list[bytes] = []
     skipped: list[tuple[int, str]] = []
@@ -55,7 +58,8 @@ def replay(
     parts.extend(tail)
     for seq, update in parts:
         try:
-            check_stored(update)
+            if not (snapshot_checked and seq == SNAPSHOT_SEQ):
+                check_stored(update)
             apply_update(doc, update)
         except (ProtocolError, YrsFailure) as exc:
             skipped.append((seq, str(exc)[:200]))

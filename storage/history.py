@@ -421,7 +421,7 @@ def fold_with_versions(
     """Compaction's fold: the whole document (with history), what was left out, and the
     document at each seq of ``at`` (at or above the snapshot)."""
     tail = loaded.numbered_tail()
-    result = replay(loaded.snapshot, tail, skip_gc=True)
+    result = replay(loaded.snapshot, tail, skip_gc=True, snapshot_checked=loaded.snapshot_checked)
     skipped = dict(result.skipped)
     wanted = sorted(set(at))
     states: dict[int, bytes] = {}

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    inspect,
     select,
     text,
     update,
@@ -101,6 +102,9 @@ snapshots = Table(
     Column("upto_pos", BigInteger, nullable=False),  # feed position of the update at upto_seq
     Column("state", LargeBinary, nullable=False),
     Column("at", Double, nullable=False),
+    # syncd's mark that ``state`` passed the strict decoder (storage/snapshot_mark.py): an HMAC
+    # under a key the database never holds; NULL, or one that does not verify: check it on load.
+    Column("checked", LargeBinary, nullable=True),
 )
 
 # Stored updates that cannot be applied or viewed (written before the strict decoder, or hitting
@@ -241,7 +245,7 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def new_epoch() -> str:
@@ -260,6 +264,8 @@ async def migrate(conn: AsyncConnection) -> None:
     ``syncd_versions`` (a new table) and ``syncd_documents.purged_at``: a document deleted
     before it had its content erased at once, so it is marked purged. Version 5 adds the
     privacy and push tables (consents, audit, push subscriptions, data keys): new tables only.
+    Version 6 adds ``syncd_snapshots.checked`` (storage/snapshot_mark.py), empty: every older
+    snapshot is checked once on its next load, then marked.
     """
     if conn.dialect.name == "postgresql":
         # Nodes started together on an empty database would race to create the tables.
@@ -284,10 +290,19 @@ async def migrate(conn: AsyncConnection) -> None:
                 .where(documents.c.deleted_at.is_not(None))
                 .values(purged_at=documents.c.deleted_at)
             )
+        if row.version < 6 and not await _has_column(conn, "syncd_snapshots", "checked"):
+            blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+            await conn.execute(text(f"ALTER TABLE syncd_snapshots ADD COLUMN checked {blob}"))
         await conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
     if conn.dialect.name == "postgresql":
         # Tenant isolation in the database (storage/row_security.py), installed if missing.
         await row_security.install(conn)
+
+
+async def _has_column(conn: AsyncConnection, table: str, column: str) -> bool:
+    # A database turned back to an older version by hand (tests do) may have it already.
+    columns = await conn.run_sync(lambda sync: inspect(sync).get_columns(table))
+    return any(c["name"] == column for c in columns)
 
 
 async def _add_epochs(conn: AsyncConnection) -> None:

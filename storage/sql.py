@@ -25,7 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from crdt.replay import replay
+from crdt.protocol import ProtocolError
+from crdt.replay import check_stored, replay
 
 from .deadline import operation_deadline, postgres_connect_args
 from .erased_principals import erased_tombstone, is_erased
@@ -47,6 +48,7 @@ from .schema import (
 )
 from .sealed_rows import RowSealing
 from .sealing import Kind
+from .snapshot_mark import SnapshotMarks
 from .sqlite_appender import SqliteAppender
 from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, StoreUnavailable
 
@@ -77,8 +79,21 @@ def engine_url(url: str) -> str:
 
 def _fold_checked(loaded: LoadedDoc) -> tuple[bytes, dict[int, str]]:
     """The document ``loaded`` holds, as one update with its history, and what was left out."""
-    result = replay(loaded.snapshot, loaded.numbered_tail(), skip_gc=True)
+    result = replay(
+        loaded.snapshot,
+        loaded.numbered_tail(),
+        skip_gc=True,
+        snapshot_checked=loaded.snapshot_checked,
+    )
     return result.doc.get_update(), dict(result.skipped)
+
+
+def _passes_strict_check(state: bytes) -> bool:
+    try:
+        check_stored(state)
+    except ProtocolError:
+        return False
+    return True
 
 
 class SqlStore:
@@ -103,6 +118,7 @@ class SqlStore:
         sqlite_synchronous: str = "FULL",
         timeout_seconds: float = 5.0,
         key_ring: KeyRing | None = None,
+        snapshot_key: bytes | None = None,
     ) -> None:
         self.url = engine_url(url)
         self.retention_seconds = retention_seconds
@@ -118,6 +134,8 @@ class SqlStore:
         self._write_turn = asyncio.Lock()  # with the appender: one SQLite writer at a time
         # Encryption at rest (storage/sealed_rows.py): off without a key ring (a master key).
         self.sealing = RowSealing(key_ring)
+        # Snapshots syncd checked need no strict decode on load (storage/snapshot_mark.py).
+        self.snapshot_marks = SnapshotMarks(snapshot_key)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -300,13 +318,14 @@ class SqlStore:
             rows = (
                 await conn.execute(
                     text(
-                        "WITH snap AS (SELECT upto_seq, upto_pos, state FROM syncd_snapshots s"
+                        "WITH snap AS (SELECT upto_seq, upto_pos, state, checked"
+                        " FROM syncd_snapshots s"
                         " WHERE s.doc_id = :id AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
                         " WHERE q.doc_id = :id AND q.seq = 0))"
-                        " SELECT 0 AS part, upto_seq AS seq, upto_pos AS pos, state AS data"
-                        " FROM snap"
+                        " SELECT 0 AS part, upto_seq AS seq, upto_pos AS pos, state AS data,"
+                        " checked FROM snap"
                         " UNION ALL"
-                        " SELECT 1 AS part, seq, pos, data FROM syncd_updates u"
+                        " SELECT 1 AS part, seq, pos, data, NULL FROM syncd_updates u"
                         " WHERE u.doc_id = :id"
                         " AND u.seq > COALESCE((SELECT upto_seq FROM snap), 0)"
                         " AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
@@ -327,12 +346,14 @@ class SqlStore:
             fence = await read_fence(conn, doc.id)
         snapshot: bytes | None = None
         snapshot_seq = 0
+        checked = False
         tail: list[bytes] = []
         tail_seqs: list[int] = []
         pos = 0
-        for (part, row_seq, row_pos, _), data in zip(rows, opened, strict=True):
+        for (part, row_seq, row_pos, _, mark), data in zip(rows, opened, strict=True):
             if part == 0:
                 snapshot, snapshot_seq = data, row_seq
+                checked = self.snapshot_marks.verifies(mark, doc.id, row_seq, data)
             else:
                 tail.append(data)
                 tail_seqs.append(row_seq)
@@ -348,7 +369,23 @@ class SqlStore:
             tail_seqs=tail_seqs,
             epoch=doc.epoch,
             fence=fence,
+            snapshot_checked=checked,
         )
+
+    async def mark_snapshot_checked(self, key: DocKey, upto_seq: int, state: bytes) -> None:
+        """Mark the snapshot at ``upto_seq`` as checked: a load checked ``state`` (its plaintext)
+        with the strict decoder and applied it cleanly (storage/snapshot_mark.py). A snapshot
+        replaced meanwhile is left alone (the seq differs), and a mark of other bytes than the
+        row holds never verifies."""
+        async with self._begin(tenants=[key.tenant]) as conn:
+            doc = await self._doc_row(conn, key)
+            if doc is None:
+                return
+            await conn.execute(
+                sa_update(snapshots)
+                .where(snapshots.c.doc_id == doc.id, snapshots.c.upto_seq == upto_seq)
+                .values(checked=self.snapshot_marks.mark(doc.id, upto_seq, state))
+            )
 
     async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:
         async with self._begin(tenants=[key.tenant]) as conn:
@@ -543,6 +580,9 @@ class SqlStore:
         state, skipped, at_versions = await asyncio.to_thread(
             fold_with_versions, loaded, [seq for _, seq in pending]
         )
+        # The fold's own bytes pass the strict decoder before they are marked as checked: then a
+        # load trusts exactly what a load would have checked (storage/snapshot_mark.py).
+        clean = await asyncio.to_thread(_passes_strict_check, state)
         await self.sealing.ensure_key(self._begin, key.tenant)
         now = time.time()
         async with self._begin(tenants=[key.tenant]) as conn:
@@ -560,7 +600,14 @@ class SqlStore:
             # in a second transaction is safe. The guard keeps a newer snapshot from a racing
             # compaction.
             stored = await self.sealing.seal(conn, key, Kind.SNAPSHOT, loaded.seq, state)
-            values = {"upto_seq": loaded.seq, "upto_pos": loaded.pos, "state": stored, "at": now}
+            mark = self.snapshot_marks.mark(doc.id, loaded.seq, state) if clean else None
+            values = {
+                "upto_seq": loaded.seq,
+                "upto_pos": loaded.pos,
+                "state": stored,
+                "at": now,
+                "checked": mark,
+            }
             result = await conn.execute(
                 sa_update(snapshots)
                 .where(snapshots.c.doc_id == doc.id, snapshots.c.upto_seq < loaded.seq)

@@ -74,6 +74,8 @@ class LoadedDoc:
     epoch: str = ""  # the document's epoch when read (a purge between makes a new one)
     # Structs of a rewritten lineage: ``{client: clock}``, see ``storage/lineage_fence.py``.
     fence: dict[int, int] = field(default_factory=dict)
+    # The snapshot carries syncd's mark that it passed the strict decoder (storage/snapshot_mark.py)
+    snapshot_checked: bool = False
 
     def numbered_tail(self) -> list[tuple[int, bytes]]:
         """``(seq, update)`` pairs of the tail (dense seqs after the snapshot if not recorded)."""

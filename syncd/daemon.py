@@ -10,6 +10,7 @@ from storage import DocMeta, GroupCommit, SqlStore, Store
 from storage.audit import SqlAudit
 from storage.consent import SqlConsents
 from storage.history import SqlHistory
+from storage.snapshot_mark import snapshot_key_from_secret
 from storage.trash import SqlTrash
 
 from . import keys_cli
@@ -42,12 +43,17 @@ class Daemon:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        token_keys = self._token_keys(settings)  # first: it warns when it makes the secret
         self.store: Store = store or SqlStore(
             settings.effective_database_url,
             retention_seconds=settings.log_retention_seconds,
             sqlite_synchronous=settings.sqlite_synchronous,
             timeout_seconds=settings.database_timeout_seconds,
             key_ring=keys_cli.key_ring(settings),  # encryption at rest (docs/privacy.md)
+            # Marks snapshots syncd checked, so cold loads trust them (storage/snapshot_mark.py).
+            snapshot_key=snapshot_key_from_secret(
+                settings.secret or load_or_create_secret(settings.data_dir)[0]
+            ),  # a node-local secret with public-key tokens: other nodes re-check its marks
         )
         self.commits = CommitSignal()
         self.commit = GroupCommit(
@@ -61,7 +67,7 @@ class Daemon:
         self.cluster = Cluster(
             self.broker, self.rooms, self.store, self.commits, self._apply_access
         )
-        self.access = Authorizer(self._token_keys(settings), self.store, self.rooms.get_loaded)
+        self.access = Authorizer(token_keys, self.store, self.rooms.get_loaded)
         # History (docs/history.md) works on the SQL store's tables.
         assert isinstance(self.store, SqlStore), "history needs the SQL store"
         self.history = SqlHistory(self.store)

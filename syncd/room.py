@@ -200,7 +200,9 @@ class Room:
         """Fill the replica from storage: the snapshot, then the log tail in order (yrs
         mishandles out-of-order updates). Returns the stored updates that had to be left out
         (``(seq, reason)``; seq 0 is the snapshot), which the caller quarantines."""
-        result = replay(loaded.snapshot, loaded.numbered_tail())
+        result = replay(
+            loaded.snapshot, loaded.numbered_tail(), snapshot_checked=loaded.snapshot_checked
+        )
         self.doc = result.doc
         self._changed()
         self._held.reset(loaded.seq)
@@ -515,7 +517,9 @@ class Room:
         loaded = await self._commit.store.load(self.key)  # raises StoreUnavailable
         if loaded is None:
             raise RoomClosed(f"document {self.key} was deleted")
-        result = replay(loaded.snapshot, loaded.numbered_tail())
+        result = replay(
+            loaded.snapshot, loaded.numbered_tail(), snapshot_checked=loaded.snapshot_checked
+        )
         for update in uncommitted:
             apply_update(result.doc, update)  # each applied cleanly a moment ago
         return result.doc
@@ -791,4 +795,3 @@ def _update_messages(updates: list[bytes]) -> list[bytes]:
     if merged is not None:
         return [encode_sync(SyncStep.UPDATE, merged)]
     return [encode_sync(SyncStep.UPDATE, u) for u in updates]
-

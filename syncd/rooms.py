@@ -135,7 +135,7 @@ class Rooms:
             )
             room.on_quarantine = self._quarantine
             room.on_rejected = self.metrics.updates_rejected.inc
-            room.restore(loaded)
+            skipped = room.restore(loaded)
         except DocumentNotFound:
             self._unwatch_unless_loaded(key)
             raise
@@ -146,7 +146,26 @@ class Rooms:
             raise
         self._rooms[key] = room
         self.metrics.documents.set(len(self._rooms))
+        if loaded.snapshot and not loaded.snapshot_checked and not any(s == 0 for s, _ in skipped):
+            self._mark_checked(key, loaded.snapshot_seq, loaded.snapshot)
         return room
+
+    def _mark_checked(self, key: DocKey, upto_seq: int, snapshot: bytes) -> None:
+        """This load checked an unmarked snapshot (one an older syncd wrote): mark it, so that
+        the next load trusts it (storage/snapshot_mark.py). In the background; best effort."""
+        mark = getattr(self.store, "mark_snapshot_checked", None)
+        if mark is None:
+            return
+
+        async def run() -> None:
+            try:
+                await mark(key, upto_seq, snapshot)
+            except StoreUnavailable as exc:  # checked again at the next load, marked then
+                log.warning("doc %s: could not mark its snapshot checked: %s", key, exc)
+
+        task = asyncio.create_task(run(), name=f"mark-snapshot-{key}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _quarantine(self, room: Room, skipped: list[tuple[int, str]]) -> None:
         """Flag stored updates the room had to leave out, so that compaction and the feed leave
