@@ -17,6 +17,7 @@ from . import transport
 from .app import create_app
 from .daemon import Daemon
 from .settings import Settings
+from .socket_front import socket_front
 
 __all__ = ["DaemonServer", "raise_open_files_limit", "run", "uvicorn_config"]
 
@@ -70,7 +71,9 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
     # connections, 4413 from a frame's header, closes that cannot hang.
     http, ws = transport.protocols(settings)
     return uvicorn.Config(
-        app,
+        # WebSockets reach their endpoint without Starlette's layers suspended under every idle
+        # socket (syncd/socket_front.py).
+        socket_front(app),  # type: ignore[arg-type]
         host=settings.host,
         port=settings.port,
         http=http,

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import struct
 from collections.abc import Callable
@@ -56,7 +57,9 @@ from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
+from .keepalive import Keepalive
 from .settings import Settings
+from .socket_waits import ReceiveQueue, WaitFlag
 
 __all__ = [
     "CLOSE_STALL_SECONDS",
@@ -111,7 +114,9 @@ def protocols(settings: Settings) -> tuple[type[HttpProtocol], type[WebSocketPro
     requests (one pair per server)."""
     limits = TransportLimits.from_settings(settings)
     pending = PendingRequests(limits.max_pending_per_address, limits.request_timeout_seconds)
-    ws = type("SyncdWebSocketProtocol", (WebSocketProtocol,), {"limits": limits})
+    ws = type(
+        "SyncdWebSocketProtocol", (WebSocketProtocol,), {"limits": limits, "keepalive": Keepalive()}
+    )
     http = type("SyncdHttpProtocol", (HttpProtocol,), {"limits": limits, "pending": pending})
     return http, ws
 
@@ -484,9 +489,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol with syncd's frame limits (module docstring)."""
 
     limits: ClassVar[TransportLimits]
+    keepalive: ClassVar[Keepalive]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # What an idle socket holds (syncd/socket_waits.py): no deques until someone waits.
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = WaitFlag(True)  # type: ignore[assignment]
+        self._ping_tick = 0  # the keepalive tick that sent the ping awaiting its pong
         self.conn = _FrameLimitedServerProtocol(
             extensions=self.conn.available_extensions,
             max_size=self.limits.max_unauthenticated_message_bytes,
@@ -523,6 +533,38 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         finally:
             if self.handshake_complete:  # accepted or refused: no longer being opened
                 self._end_opening()
+                # The handshake's request and response (their headers twice over) are not
+                # read again; the scope keeps the request's headers for the application.
+                self.request = self.response = None
+
+    # Keepalive: one server-wide timer (syncd/keepalive.py) instead of uvicorn's per socket.
+
+    def start_keepalive(self) -> None:
+        self.keepalive.add(self)
+
+    def stop_keepalive(self) -> None:
+        self.keepalive.discard(self)
+        super().stop_keepalive()
+
+    def schedule_ping(self) -> None:
+        pass  # the server-wide timer pings; nothing per socket to schedule
+
+    def keepalive_tick(self, tick: int, ticks_to_fail: int | None) -> None:
+        """One tick of the server's keepalive: a new ping, or 1011 for a ping unanswered for
+        ``ticks_to_fail`` ticks."""
+        if self.close_sent or self.transport.is_closing():
+            self.keepalive.discard(self)
+            return
+        if self.pending_ping_payload is not None and ticks_to_fail is not None:
+            if tick - self._ping_tick >= ticks_to_fail:
+                self.keepalive.discard(self)
+                self.keepalive_timeout()
+            return
+        self._ping_tick = tick
+        self.pending_ping_payload = struct.pack("!I", random.getrandbits(32))
+        self.ping_sent_at = self.loop.time()
+        self.conn.send_ping(self.pending_ping_payload)
+        self.transport.write(b"".join(self.conn.data_to_send()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_opening()
