@@ -49,23 +49,29 @@ def settled_rss(server: ServerProcess) -> int:
     return int(statistics.median(samples))
 
 
-def make(name: str, workdir: Path, traced: int) -> ServerProcess:
+def make(name: str, workdir: Path, traced: int, syncd_cmd: str | None) -> ServerProcess:
     if name == "y-websocket":
         return YWebsocket(workdir, PEER_URL)
     if name != "syncd":
         raise SystemExit(f"unknown server {name!r} (syncd, y-websocket)")
-    cmd = None
+    cmd = syncd_cmd
     if traced:
         cmd = f"{sys.executable} {Path(__file__).resolve()} --traced-daemon {traced}"
     return Syncd(workdir, SYNCD_URL, cmd)
 
 
 def measure(
-    name: str, n: int, n_docs: int, workers: int, traced: int, py_spy: Path | None = None
+    name: str,
+    n: int,
+    n_docs: int,
+    workers: int,
+    traced: int = 0,
+    py_spy: Path | None = None,
+    syncd_cmd: str | None = None,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="conn-cost-") as tmp:
         workdir = Path(tmp)
-        server = make(name, workdir, traced)
+        server = make(name, workdir, traced, syncd_cmd)
         server.start()
         lg = LoadGen(workers)
         try:
@@ -186,6 +192,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="load-generator processes")
     p.add_argument("--runs", type=int, default=1, help="repeat each server's measurement")
     p.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES")
+    p.add_argument("--syncd-cmd", help='how to run syncd (default "python -m syncd"), e.g. '
+                   '"env PYTHONPATH=/tmp/old python -m syncd" for an older checkout')
     p.add_argument("--py-spy", type=Path, metavar="OUT", help="profile the opening (syncd)")
     args = p.parse_args()
     ok, why = node_ready()
@@ -194,7 +202,8 @@ def main() -> None:
     for name in args.servers.split(","):
         for run in range(args.runs):
             figures = measure(
-                name, args.connections, args.docs, args.workers, args.tracemalloc, args.py_spy
+                name, args.connections, args.docs, args.workers, args.tracemalloc, args.py_spy,
+                args.syncd_cmd,
             )
             print(f"\n{name} (run {run + 1}), {args.connections} connections over "
                   f"{args.docs} documents:")  # fmt: skip

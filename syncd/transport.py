@@ -24,6 +24,10 @@ uvicorn's ``httptools`` and ``websockets-sansio`` protocols, with the bounds a p
   transport, a close under way) answers False and the caller takes the ASGI path, so order and
   back-pressure stay the ASGI path's. Frames are never compressed (per-message deflate is off,
   server.py).
+- **Idle sockets** hold as little as the protocol allows (benchmarks/RESULTS.md, "Connection
+  cost"): the receive queue and the writable flag are ``socket_waits``' instead of asyncio's
+  (no deques), the handshake's request and response are dropped once answered, and keepalive
+  pings come from one timer per server (``keepalive.py``) instead of one per socket.
 - **Closing.** asyncio's ``close()`` waits until the client has read everything buffered, which a
   client that stopped reading never does; a closing connection whose buffer does not shrink for
   :data:`CLOSE_STALL_SECONDS` is aborted. :func:`aborter` lets the application drop a connection
