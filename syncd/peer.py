@@ -148,7 +148,8 @@ class Peer:
         self._queues = queues
         self.max_messages = max_messages
         self.max_bytes = max_bytes
-        self._queue: deque[bytes] = deque()
+        # Made when a message must wait, dropped when drained: an idle peer holds no deque.
+        self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
         self._drain_task: asyncio.Task[None] | None = None
         self._handler: asyncio.Task[object] | None = None
@@ -163,7 +164,7 @@ class Peer:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     def bind_handler(self, task: asyncio.Task[object] | None) -> None:
         """The task reading this peer's socket: cancelled if a close cannot be delivered."""
@@ -192,12 +193,15 @@ class Peer:
                 self._finish(coro, waiting), name=f"drain-{self.id}"
             )
             return
-        if len(self._queue) >= self.max_messages or (
-            self._queue and self._queued_bytes + len(message) > self.max_bytes
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= self.max_messages or (
+            queue and self._queued_bytes + len(message) > self.max_bytes
         ):
             self.close(CloseCode.TRY_AGAIN_LATER, "send queue full: client too slow")
             return
-        self._queue.append(message)
+        queue.append(message)
         self._queued_bytes += len(message)
         if self._queues is not None:
             self._queues.grew(self, len(message))  # may close this peer, or a slower one
@@ -240,6 +244,8 @@ class Peer:
             self._broken(exc)
         finally:
             self._drain_task = None
+            if not self._queue:
+                self._queue = None
 
     def _broken(self, exc: BaseException) -> None:
         log.debug("peer %s: send failed: %r", self.id, exc)
@@ -249,7 +255,7 @@ class Peer:
     def _drop_queue(self) -> None:
         if self._queues is not None and self._queued_bytes:
             self._queues.shrank(self, self._queued_bytes)
-        self._queue.clear()
+        self._queue = None
         self._queued_bytes = 0
 
     def close(self, code: int, reason: str = "", *, final: bytes | None = None) -> None:

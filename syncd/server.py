@@ -28,9 +28,10 @@ _TOKEN_PARAM = re.compile(r"(token=)[^&\s\"']+")
 
 
 class RedactTokens(logging.Filter):
-    """uvicorn logs every WebSocket's path with its query string, ``?token=JWT`` included, at
-    INFO on ``uvicorn.error`` (``access_log=False`` does not cover it). Bearer tokens must not
-    end up in logs, so their values are replaced before the record is formatted."""
+    """uvicorn logs a WebSocket's path with its query string, ``?token=JWT`` included (at debug
+    on ``syncd.sockets``, transport.SOCKET_LOG; ``access_log=False`` does not cover it). Bearer
+    tokens must not end up in logs, so their values are replaced before the record is
+    formatted."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
@@ -44,7 +45,7 @@ class RedactTokens(logging.Filter):
 
 
 def redact_tokens_in_logs() -> None:
-    for name in ("uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn.error", "uvicorn.access", transport.SOCKET_LOG.name):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
@@ -70,6 +71,10 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
     # syncd's own protocols (syncd/transport.py): bounded request heads, per-address pending
     # connections, 4413 from a frame's header, closes that cannot hang.
     http, ws = transport.protocols(settings)
+    # A line per socket opened at debug only (an access log; see transport.SOCKET_LOG).
+    transport.SOCKET_LOG.setLevel(
+        logging.DEBUG if settings.log_level.lower() in ("debug", "trace") else logging.WARNING
+    )
     return uvicorn.Config(
         # WebSockets reach their endpoint without Starlette's layers suspended under every idle
         # socket (syncd/socket_front.py).

@@ -68,6 +68,7 @@ from .socket_waits import ReceiveQueue, WaitFlag
 __all__ = [
     "CLOSE_STALL_SECONDS",
     "MAX_REQUEST_HEAD_BYTES",
+    "SOCKET_LOG",
     "ConnectionHandle",
     "HttpProtocol",
     "PendingRequests",
@@ -92,6 +93,10 @@ REFUSAL_LINGER_SECONDS = 5.0
 TOO_LARGE = 4413  # DESIGN.md §1.4: message over the limit
 
 _SCOPE_KEY = "syncd.transport"
+
+# uvicorn's WebSocket protocol logs here instead of "uvicorn.error"; its level is WARNING unless
+# syncd runs at debug (server.uvicorn_config), so one socket opened costs no log line.
+SOCKET_LOG = logging.getLogger("syncd.sockets")
 
 
 @dataclass(frozen=True)
@@ -497,6 +502,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn logs a line per WebSocket opened (accepted, 403, ...) at INFO: an access log,
+        # which syncd keeps off for HTTP too (server.py, access_log=False); errors still show.
+        self.logger = SOCKET_LOG
         # What an idle socket holds (syncd/socket_waits.py): no deques until someone waits.
         self.queue = ReceiveQueue()  # type: ignore[assignment]
         self.writable = WaitFlag(True)  # type: ignore[assignment]

@@ -111,7 +111,8 @@ async def test_sigterm_closes_peers_with_1001(tmp_path):
 
 
 async def test_tokens_never_reach_the_log(tmp_path):
-    proc = DaemonProcess(tmp_path / "data", None).start()
+    # At debug, uvicorn's line per socket opened (with its ?token=) is written.
+    proc = DaemonProcess(tmp_path / "data", None, env={"SYNCD_LOG_LEVEL": "debug"}).start()
     token = _mint("alice")
     try:
         async with YClient(proc.ws_url("alice/logged", token)):
@@ -121,3 +122,13 @@ async def test_tokens_never_reach_the_log(tmp_path):
     log = proc.log_path.read_text()
     assert "/v1/docs/alice/logged" in log  # the connection was logged...
     assert token not in log and token.split(".")[2] not in log  # ...without its token
+
+
+async def test_a_socket_opened_writes_no_log_line_at_info(tmp_path):
+    proc = DaemonProcess(tmp_path / "data", None).start()
+    try:
+        async with YClient(proc.ws_url("alice/quiet", _mint("alice"))):
+            pass
+    finally:
+        proc.terminate()
+    assert "alice/quiet" not in proc.log_path.read_text()
