@@ -9,7 +9,9 @@ the edit). The captured updates, merged, are the forward edit committed like any
 
 Yjs undo semantics apply: what the principal inserted is deleted, what it deleted comes back,
 a value it set returns to what it replaced, unless someone else set it again later (their value
-is kept); edits others made *inside* what the principal inserted go with it. Measured on pycrdt
+is kept); edits others made *inside* what the principal inserted go with it. As in yjs, a value
+the principal set, someone else set, and the principal set again returns to what it was before
+the principal's first set (docs/history.md). Measured on pycrdt
 0.14 over 10,000 updates: ~100 ms to replay, a few ms to undo (benchmarks/history.py).
 
 The scopes of the undo manager are the document's roots, which must exist before the tracked
