@@ -7,6 +7,7 @@ of it. We first stop accepting, commit what is queued and close peers with 1001 
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import resource
@@ -19,7 +20,17 @@ from .daemon import Daemon
 from .settings import Settings
 from .socket_front import socket_front
 
-__all__ = ["DaemonServer", "raise_open_files_limit", "run", "uvicorn_config"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "DaemonServer",
+    "raise_open_files_limit",
+    "run",
+    "tune_garbage_collector",
+    "uvicorn_config",
+]
+
+# The cyclic collector's generation thresholds (CPython's default: 700, 10, 10).
+GC_THRESHOLDS = (20_000, 50, 100)
 
 log = logging.getLogger("syncd")
 
@@ -115,12 +126,29 @@ def raise_open_files_limit() -> int:
     return target
 
 
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector cheap for a server that holds many long-lived objects.
+
+    With CPython's defaults a young collection runs every 700 allocations of containers, and an
+    older one every 7,000: each opened WebSocket allocates a few hundred (protocol, task,
+    coroutine frames, session, headers), and the older collections walk everything that
+    survived, i.e. every room and connection held. Measured with
+    ``benchmarks/connection_cost.py`` (2,000 connections): server CPU per connection opened
+    1.1 to 1.65 ms with the defaults, 0.8 to 1.1 ms with this. Everything imported and built at
+    start is frozen out of collection (it lives as long as the process), and the thresholds are
+    raised; young reference cycles are still collected at every young collection.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run(settings: Settings) -> None:
     log.info("open files limit: %d", raise_open_files_limit())
     daemon = Daemon(settings)
     app = create_app(settings, daemon)
     server = DaemonServer(uvicorn_config(settings, app), daemon)
     redact_tokens_in_logs()  # after uvicorn configured its loggers
+    tune_garbage_collector()  # after the start-up objects exist: they are frozen
     url = f"http://{settings.host}:{settings.port}"
     db = settings.database_url or f"embedded SQLite in {settings.data_dir.resolve()}"
     log.info("syncd on %s (database: %s)", url, db.split("@")[-1])
