@@ -238,6 +238,8 @@ class Room:
         Raises:
             RoomClosed: the room closed, or stayed unreadable for ``READ_WAIT_SECONDS``.
         """
+        if self._committed.is_set() and self.state is RoomState.OPEN:
+            return  # the common case: no timeout to arm (every joining client comes here)
         try:
             async with asyncio.timeout(READ_WAIT_SECONDS):
                 # A loop: the flush task may clear the flag again before this task runs.
