@@ -321,7 +321,13 @@ def _decode(data: bytes) -> UpdateShape:
                 if info & _HAS_PARENT_SUB:
                     if ref == _FORMAT:  # yrs panics on its map events (and KeyErrors in reads)
                         raise InvalidUpdate("Format item under a map key")
-                    pos = read_string(data, pos)[1]
+                    # Map keys are short and ASCII: read_string's call and tuple are not.
+                    key_length = data[pos]
+                    end = pos + 1 + key_length
+                    if key_length < 0x80 and end <= n and data[pos + 1 : end].isascii():
+                        pos = end
+                    else:
+                        pos = read_string(data, pos)[1]
             is_type = False
             if ref == _STRING:
                 raw, pos = read_string(data, pos)
@@ -333,12 +339,28 @@ def _decode(data: bytes) -> UpdateShape:
                     if pairs:  # references into this string are checked (_check_split)
                         astral.setdefault(client, []).append((clock, length, raw))
             elif ref == _ANY:
-                length, pos = read_uint(data, pos)
+                length = data[pos]
+                pos += 1
+                if length >= 0x80:
+                    length, pos = uint_tail(data, pos, length)
                 if length > n - pos:
                     raise InvalidUpdate("more Any values than the update has bytes")
-                pos, depth = skip_any_values(data, pos, length, 0, False)
-                if depth > max_depth:
-                    max_depth = depth
+                # A map entry is one number or flag: skipped here, as skip_any_values would.
+                tag = data[pos] if length == 1 else 0
+                if tag == 123 or tag == 122:  # float64, BigInt64
+                    pos += 9
+                    if pos > n:
+                        raise InvalidUpdate("number runs past the end of the update")
+                elif tag == 124:  # float32
+                    pos += 5
+                    if pos > n:
+                        raise InvalidUpdate("number runs past the end of the update")
+                elif 120 <= tag <= 127 and tag != 125 and tag != 123 and tag != 122:
+                    pos += 1  # null, undefined, true, false (124 handled above)
+                else:
+                    pos, depth = skip_any_values(data, pos, length, 0, False)
+                    if depth > max_depth:
+                        max_depth = depth
             elif ref == _TYPE:
                 is_type = True
                 length = 1
@@ -380,10 +402,17 @@ def _decode(data: bytes) -> UpdateShape:
                 raise InvalidUpdate(f"unknown content ref {ref}")
             if length == 0:
                 raise InvalidUpdate("item of length 0")
-            if is_type or level > 1:
+            if is_type:
                 if levels is None:
                     levels = _TypeLevels()
-                levels.record(client, clock, length, level, is_type)
+                levels.record(client, clock, length, level, True)
+            elif level > 1:  # levels exists: only a type item of this update gives level > 1
+                found = levels.ranges.get(client)  # type: ignore[union-attr]
+                if found is None:
+                    found = levels.ranges[client] = ([], [], [])  # type: ignore[union-attr]
+                found[0].append(clock)
+                found[1].append(clock + length)
+                found[2].append(level)
             clock += length
             if clock > MAX_CLOCK:
                 raise InvalidUpdate("clock beyond 2**31")
