@@ -311,7 +311,12 @@ def _decode(data: bytes) -> UpdateShape:
                         other, end = read_uint(data, pos)
                         last_raw, last_client = data[pos:end], other
                         pos = end
-                    other_clock, pos = read_clock(data, pos)
+                    other_clock = data[pos]
+                    pos += 1
+                    if other_clock >= 0x80:
+                        other_clock, pos = uint_tail(data, pos, other_clock)
+                        if other_clock > MAX_CLOCK:
+                            raise InvalidUpdate("clock beyond 2**31")
                     if other == client and other_clock >= clock:
                         raise InvalidUpdate("parent is not before the item")
                     if levels is not None:
@@ -357,6 +362,12 @@ def _decode(data: bytes) -> UpdateShape:
                         raise InvalidUpdate("number runs past the end of the update")
                 elif 120 <= tag <= 127 and tag != 125 and tag != 123 and tag != 122:
                     pos += 1  # null, undefined, true, false (124 handled above)
+                elif tag == 119 and (text_length := data[pos + 1]) < 0x80:  # a short string
+                    end = pos + 2 + text_length
+                    if end <= n and data[pos + 2 : end].isascii():
+                        pos = end
+                    else:
+                        pos, depth = skip_any_values(data, pos, 1, 0, False)
                 else:
                     pos, depth = skip_any_values(data, pos, length, 0, False)
                     if depth > max_depth:
