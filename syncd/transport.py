@@ -61,6 +61,7 @@ from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
+from .client_frames import Scan, scan, unmask
 from .keepalive import Keepalive
 from .settings import Settings
 from .socket_waits import ReceiveQueue, WaitFlag
@@ -294,8 +295,9 @@ class BoundedCloseTransport:
             self._watch = None
             return
         if last is not None and size >= last:
-            log.debug("closing connection: client read nothing for %.0f s; aborting",
-                      CLOSE_STALL_SECONDS)
+            log.debug(
+                "closing connection: client read nothing for %.0f s; aborting", CLOSE_STALL_SECONDS
+            )
             self._watch = None
             self._transport.abort()
             return
@@ -382,8 +384,11 @@ class HttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _HeadTooLarge):
-                log.info("%s: request head over %d bytes; answering 431",
-                         self._address(), MAX_REQUEST_HEAD_BYTES)
+                log.info(
+                    "%s: request head over %d bytes; answering 431",
+                    self._address(),
+                    MAX_REQUEST_HEAD_BYTES,
+                )
                 self._refuse(431, "request head too large")
             elif isinstance(cause, _TooManyPending):
                 log.debug("%s: too many connections being opened; closed", self._address())
@@ -516,6 +521,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         )
         self._opening: Opening | None = None
         self._refused = False  # an oversized frame was refused: discarding until the end
+        # Frames are read by _receive_messages until websockets has been given anything but
+        # whole frames (then _slow, for good); _partial holds a frame not all arrived.
+        self._slow = False
+        self._partial = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(_guarded(transport))
@@ -609,6 +618,54 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if not self._slow and conn.state is State.OPEN and conn.current_size is None:
+            data = self._receive_messages(data)
+            if not data:
+                return
+        # From here on websockets parses everything: what it is given may end inside a frame.
+        self._slow = True
+        self._parse(data)
+
+    def _receive_messages(self, data: bytes) -> bytes:
+        """Take whole binary messages out of ``data`` (``client_frames``); give every other
+        frame, whole, to websockets; answer what websockets must parse from here on (b"" when
+        nothing: a frame not all arrived waits in ``_partial``)."""
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        conn, pos, end = self.conn, 0, len(data)
+        while pos < end:
+            kind, start, stop = scan(data, pos, conn.max_message_size)
+            if kind is Scan.MESSAGE:
+                self._message(unmask(data, start, stop))
+            elif kind is Scan.OTHER:
+                self._parse(data[pos:stop])
+                if conn.parser_exc is not None:  # failed and answered: the rest is discarded
+                    self._slow = True
+                    return b""
+                if conn.state is not State.OPEN or conn.current_size is not None:
+                    return data[stop:]  # closing, or a fragmented message: websockets' from now
+            elif kind is Scan.INCOMPLETE:
+                self._partial = data[pos:]
+                return b""
+            else:  # TOO_LARGE: websockets refuses it from its header (4413)
+                return data[pos:]
+            pos = stop
+        return b""
+
+    def _message(self, payload: bytes) -> None:
+        """What uvicorn does with a binary message, except that reading pauses only once the
+        application is a message behind: pausing and resuming after every message costs two
+        system calls each."""
+        if self.close_sent:
+            return  # past websocket.close, as uvicorn: discard, keep reading for the close reply
+        queue = self.queue
+        queue.put_nowait({"type": "websocket.receive", "bytes": payload})
+        if not self.read_paused and queue.qsize() > 1:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _parse(self, data: bytes) -> None:
         self.conn.receive_data(data)
         if self._refused:
             return  # the parser discards; we wait for the client to close
