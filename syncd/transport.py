@@ -24,6 +24,11 @@ uvicorn's ``httptools`` and ``websockets-sansio`` protocols, with the bounds a p
   transport, a close under way) answers False and the caller takes the ASGI path, so order and
   back-pressure stay the ASGI path's. Frames are never compressed (per-message deflate is off,
   server.py).
+- **Reading frames.** A whole binary message in one masked frame (what every Yjs client sends)
+  is found and unmasked in one pass (``client_frames.py``) and queued for the application;
+  every other frame goes to ``websockets`` whole, from a frame boundary, and once ``websockets``
+  has had to parse anything else (a fragmented message, a close) it parses all that follows.
+  Reading pauses once the application is a message behind, not after every message.
 - **Idle sockets** hold as little as the protocol allows (benchmarks/RESULTS.md, "Connection
   cost"): the receive queue and the writable flag are ``socket_waits``' instead of asyncio's
   (no deques), the handshake's request and response are dropped once answered, and keepalive
