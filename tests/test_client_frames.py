@@ -17,6 +17,7 @@ from websockets.streams import StreamReader
 from crdt.protocol import SyncStep, encode_sync
 from syncd.client_frames import Scan, scan, unmask
 from tests.support.raw_websocket import RawWebSocket
+from tests.support.updates import text_updates
 from tests.support.yclient import YClient
 
 WAIT = 10.0
@@ -79,17 +80,6 @@ def test_an_unmasked_frame_is_websockets_to_refuse() -> None:
 # -- over a real socket ----------------------------------------------------------------------
 
 
-def _edits(n: int) -> tuple[list[bytes], str]:
-    """``n`` updates, each appending one word to a Y.Text, and the text they make."""
-    doc = pycrdt.Doc()
-    text = doc.get("t", type=pycrdt.Text)
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    for i in range(n):
-        text += f"w{i} "
-    return updates, str(text)
-
-
 def _stream(updates: list[bytes], *, fragment_at: int | None) -> tuple[bytes, int]:
     """The updates as masked client frames, a ping after every fifth, the one at
     ``fragment_at`` in two fragments; and how many pings."""
@@ -126,7 +116,7 @@ def _cut(stream: bytes, how: str) -> list[bytes]:
 @pytest.mark.parametrize("how", ["one write", "byte by byte", "random pieces"])
 @pytest.mark.parametrize("fragment_at", [None, 25])
 async def test_every_update_kept_in_order_however_the_stream_is_cut(daemon, how, fragment_at):
-    updates, expected = _edits(40)
+    updates, expected = text_updates(40)
     stream, pings = _stream(updates, fragment_at=fragment_at)
     url_path = f"/v1/docs/alice/cut?token={daemon.token('alice')}"
     ws = await RawWebSocket.connect(daemon.port, url_path)
@@ -151,7 +141,7 @@ async def test_every_update_kept_in_order_however_the_stream_is_cut(daemon, how,
 
 @pytest.mark.anyio
 async def test_an_unmasked_frame_after_good_ones_closes_1002_and_keeps_the_good(daemon):
-    updates, _ = _edits(3)
+    updates, _ = text_updates(3)
     good = b"".join(
         Frame(Opcode.BINARY, encode_sync(SyncStep.UPDATE, u)).serialize(mask=True)
         for u in updates[:2]
@@ -168,4 +158,4 @@ async def test_an_unmasked_frame_after_good_ones_closes_1002_and_keeps_the_good(
         ws.abort()
     async with YClient(daemon.ws_url("alice/bad", daemon.token("alice"))) as reader:
         text = reader.doc.get("t", type=pycrdt.Text)
-        await reader.wait_until(lambda: str(text) == "w0 w1 ", timeout=WAIT)
+        await reader.wait_until(lambda: str(text) == "0;1;", timeout=WAIT)
