@@ -360,8 +360,8 @@ def _decode(data: bytes) -> UpdateShape:
                     pos += 5
                     if pos > n:
                         raise InvalidUpdate("number runs past the end of the update")
-                elif 120 <= tag <= 127 and tag != 125 and tag != 123 and tag != 122:
-                    pos += 1  # null, undefined, true, false (124 handled above)
+                elif tag in (120, 121, 126, 127):  # true, false, null, undefined
+                    pos += 1
                 elif tag == 119 and (text_length := data[pos + 1]) < 0x80:  # a short string
                     end = pos + 2 + text_length
                     if end <= n and data[pos + 2 : end].isascii():

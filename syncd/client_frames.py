@@ -37,7 +37,8 @@ class Scan(Enum):
 
 def scan(data: bytes, pos: int, limit: int) -> tuple[Scan, int, int]:
     """The frame starting at ``data[pos]``: its kind, where its payload starts and where it
-    ends (for INCOMPLETE and TOO_LARGE, both are ``pos``).
+    ends (for TOO_LARGE both are ``pos``; for INCOMPLETE the end is where the frame will end
+    once its header has arrived, else ``pos``).
 
     A header announcing more than ``limit`` bytes is TOO_LARGE as soon as its length has
     arrived, so the refusal need not wait for the payload (``websockets`` decides it from the
@@ -68,7 +69,7 @@ def scan(data: bytes, pos: int, limit: int) -> tuple[Scan, int, int]:
         head += 4
     stop = head + length
     if stop > end:
-        return Scan.INCOMPLETE, pos, pos
+        return Scan.INCOMPLETE, pos, stop
     if first == BINARY_MESSAGE and masked:
         return Scan.MESSAGE, head, stop
     return Scan.OTHER, head, stop

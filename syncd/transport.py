@@ -529,7 +529,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # Frames are read by _receive_messages until websockets has been given anything but
         # whole frames (then _slow, for good); _partial holds a frame not all arrived.
         self._slow = False
-        self._partial = b""
+        self._partial = bytearray()
+        self._partial_needs = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(_guarded(transport))
@@ -637,7 +638,11 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         frame, whole, to websockets; answer what websockets must parse from here on (b"" when
         nothing: a frame not all arrived waits in ``_partial``)."""
         if self._partial:
-            data, self._partial = self._partial + data, b""
+            # A big frame arrives in many reads: gather them, scan again only once it is whole.
+            self._partial += data
+            if len(self._partial) < self._partial_needs:
+                return b""
+            data, self._partial, self._partial_needs = bytes(self._partial), bytearray(), 0
         conn, pos, end = self.conn, 0, len(data)
         while pos < end:
             kind, start, stop = scan(data, pos, conn.max_message_size)
@@ -651,7 +656,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 if conn.state is not State.OPEN or conn.current_size is not None:
                     return data[stop:]  # closing, or a fragmented message: websockets' from now
             elif kind is Scan.INCOMPLETE:
-                self._partial = data[pos:]
+                self._partial = bytearray(data[pos:])  # at most the frame limit and a header
+                self._partial_needs = stop - pos  # 0 until its header has arrived
                 return b""
             else:  # TOO_LARGE: websockets refuses it from its header (4413)
                 return data[pos:]

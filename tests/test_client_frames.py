@@ -159,3 +159,29 @@ async def test_an_unmasked_frame_after_good_ones_closes_1002_and_keeps_the_good(
     async with YClient(daemon.ws_url("alice/bad", daemon.token("alice"))) as reader:
         text = reader.doc.get("t", type=pycrdt.Text)
         await reader.wait_until(lambda: str(text) == "0;1;", timeout=WAIT)
+
+
+def test_an_incomplete_frame_says_where_it_will_end() -> None:
+    whole = Frame(Opcode.BINARY, b"x" * 300).serialize(mask=True)
+    assert scan(whole[:-1], 0, LIMIT) == (Scan.INCOMPLETE, 0, len(whole))
+    assert scan(whole[:3], 0, LIMIT) == (Scan.INCOMPLETE, 0, 0)  # 16-bit length not there yet
+
+
+@pytest.mark.anyio
+async def test_a_large_update_in_many_small_reads_is_kept(daemon):
+    doc = pycrdt.Doc()
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    doc.get("t", type=pycrdt.Text).insert(0, "y" * 200_000)
+    message = Frame(Opcode.BINARY, encode_sync(SyncStep.UPDATE, updates[0])).serialize(mask=True)
+    path = f"/v1/docs/alice/big?token={daemon.token('alice')}"
+    ws = await RawWebSocket.connect(daemon.port, path)
+    try:
+        await ws.receive()
+        for i in range(0, len(message), 1000):
+            await ws.send(message[i : i + 1000])
+        async with YClient(daemon.ws_url("alice/big", daemon.token("alice"))) as reader:
+            text = reader.doc.get("t", type=pycrdt.Text)
+            await reader.wait_until(lambda: len(str(text)) == 200_000, timeout=WAIT)
+    finally:
+        ws.abort()
