@@ -30,6 +30,7 @@ from .push import PushSender
 from .redis_broker import RedisBroker
 from .rooms import Rooms
 from .settings import Settings
+from .token_expiry import TokenExpiry
 from .tokens import TokenKeys, load_or_create_secret
 
 __all__ = ["Daemon"]
@@ -68,6 +69,7 @@ class Daemon:
             self.broker, self.rooms, self.store, self.commits, self._apply_access
         )
         self.access = Authorizer(token_keys, self.store, self.rooms.get_loaded)
+        self.token_expiry = TokenExpiry()  # closes each session as its token expires
         # History (docs/history.md) works on the SQL store's tables.
         assert isinstance(self.store, SqlStore), "history needs the SQL store"
         self.history = SqlHistory(self.store)

@@ -92,7 +92,7 @@ async def doc_socket(ws: WebSocket) -> None:
     async with socket_peer(ws, daemon, f"p{next(_peer_ids)}") as peer:
         member = Connection(peer, admission.grant)
         session = DocumentSession(
-            admission, member, daemon.rooms, daemon.metrics, acknowledges=False
+            admission, member, daemon.rooms, daemon.metrics, daemon.token_expiry, acknowledges=False
         )
 
         async def handle(data: bytes) -> None:

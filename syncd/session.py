@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -55,6 +54,7 @@ if TYPE_CHECKING:
     from .metrics import Metrics
     from .room import Room
     from .rooms import Rooms
+    from .token_expiry import TokenExpiry
 
 __all__ = [
     "CLOSE_CODES",
@@ -261,7 +261,7 @@ class DocumentSession:
 
     __slots__ = (
         "_ended",
-        "_expiry",
+        "_expiries",
         "_metrics",
         "_rooms",
         "acknowledges",
@@ -276,6 +276,7 @@ class DocumentSession:
         member: Member,
         rooms: Rooms,
         metrics: Metrics,
+        expiries: TokenExpiry,
         *,
         acknowledges: bool,
     ) -> None:
@@ -285,19 +286,17 @@ class DocumentSession:
         self.acknowledges = acknowledges
         self._rooms = rooms
         self._metrics = metrics
-        self._expiry: asyncio.TimerHandle | None = None
+        self._expiries = expiries
         self._ended = False
 
     async def start(self) -> Leave | None:
         """Join the room: the member gets our sync step 1, then the presence of the others.
 
         The token is checked at admission and again when it expires: then the member is closed
-        with 4401 (for ``/v1/sync``, that document only).
+        with 4401 (for ``/v1/sync``, that document only), from the daemon's one expiry timer
+        (``token_expiry.py``).
         """
-        delay = max(0.0, self.grant.identity.exp - time.time())
-        self._expiry = asyncio.get_running_loop().call_later(
-            delay, self.member.close, CloseCode.UNAUTHORIZED, "token expired"
-        )
+        self._expiries.add(self, self.grant.identity.exp)
         try:
             await self.room.join(self.member)
         except RoomClosed as exc:
@@ -343,6 +342,10 @@ class DocumentSession:
             return None if reply is None else Reply(reply)
         return None  # an auth message from a client means nothing; stock clients send none
 
+    def token_expired(self) -> None:
+        """The token this session was admitted with has expired (:class:`TokenExpiry`)."""
+        self.member.close(CloseCode.UNAUTHORIZED, "token expired")
+
     def _left(self, exc: RoomClosed) -> Leave:
         log.info("doc %s: member %s: %s", self.room.key, self.member.id, exc)
         return Leave(exc.code, exc.reason)
@@ -352,7 +355,6 @@ class DocumentSession:
         if self._ended:
             return
         self._ended = True
-        if self._expiry is not None:
-            self._expiry.cancel()
+        self._expiries.discard(self, self.grant.identity.exp)
         self.room.leave(self.member)
         self._rooms.release(self.room)

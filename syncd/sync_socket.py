@@ -344,7 +344,12 @@ class SyncConnection:
             self._doc_closed,
         )
         session = DocumentSession(
-            admission, member, self.daemon.rooms, self.daemon.metrics, acknowledges=True
+            admission,
+            member,
+            self.daemon.rooms,
+            self.daemon.metrics,
+            self.daemon.token_expiry,
+            acknowledges=True,
         )
         doc.member, doc.session = member, session
         member.announce_scope()

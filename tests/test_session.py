@@ -164,7 +164,12 @@ async def session_of(
     admission = await admit(daemon.access, daemon.rooms, token(daemon, sub), doc)
     member = RecordingMember(admission.grant)
     session = DocumentSession(
-        admission, member, daemon.rooms, daemon.metrics, acknowledges=acknowledges
+        admission,
+        member,
+        daemon.rooms,
+        daemon.metrics,
+        daemon.token_expiry,
+        acknowledges=acknowledges,
     )
     assert await session.start() is None
     return session, member, admission
