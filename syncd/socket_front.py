@@ -21,14 +21,16 @@ to the application unchanged.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Match, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-__all__ = ["SocketFront", "socket_front"]
+__all__ = ["SocketFront", "flat_app", "socket_front"]
 
 Endpoint = Callable[[WebSocket], Awaitable[None]]
 
@@ -42,12 +44,16 @@ class SocketFront:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.open(scope, receive, send)
+
+    def open(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """What ``__call__`` awaits: the endpoint's coroutine, or the application's. Awaited in
+        place of ``__call__`` (:func:`flat_app`), no frame of this class stays on the stack."""
         if scope["type"] == "websocket":
             endpoint = self._endpoint(scope)
             if endpoint is not None:
-                await endpoint(WebSocket(scope, receive=receive, send=send))
-                return
-        await self.app(scope, receive, send)
+                return endpoint(WebSocket(scope, receive=receive, send=send))
+        return self.app(scope, receive, send)
 
     def _endpoint(self, scope: Scope) -> Endpoint | None:
         """The endpoint function of the route the router would pick, with ``scope`` completed
@@ -79,3 +85,61 @@ def _plain_function(route: WebSocketRoute) -> bool:
 def socket_front(app: ASGIApp) -> ASGIApp:
     """``app`` behind a :class:`SocketFront` when it is a Starlette application, else itself."""
     return SocketFront(app) if isinstance(app, Starlette) else app
+
+
+AsgiCall = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def flat_app(app: Any) -> AsgiCall:
+    """``app`` as uvicorn loaded it (``config.loaded_app``), for a WebSocket protocol to await:
+    where it is a :class:`SocketFront`, alone or behind uvicorn's ``ProxyHeadersMiddleware``, a
+    function that does what they do and returns the endpoint's coroutine, so that neither
+    layer's coroutine stays suspended under every open socket (two frames, ~0.7 KiB). Any other
+    application is returned as it is."""
+    if isinstance(app, SocketFront):
+        return app.open
+    if isinstance(app, ProxyHeadersMiddleware) and isinstance(app.app, SocketFront):
+        return _ProxiedFront(app.app, app.trusted_hosts)
+    return app  # type: ignore[no-any-return]
+
+
+class _Done:
+    """An awaitable that is done at once (``await`` returns None without suspending)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # a generator function, finished before its first yield
+
+
+_DONE = _Done()
+
+
+def _done(scope: Scope, receive: Receive, send: Send) -> _Done:
+    return _DONE
+
+
+class _ProxiedFront:
+    """uvicorn's proxy-header rewrite of the scope, then :meth:`SocketFront.open`."""
+
+    __slots__ = ("_front", "_rewrite")
+
+    def __init__(self, front: SocketFront, trusted_hosts: Any) -> None:
+        self._front = front
+        # uvicorn's own middleware in front of an application that returns at once: running its
+        # coroutine to the end applies exactly its rewrite (X-Forwarded-For, -Proto) to a scope.
+        rewrite = ProxyHeadersMiddleware(_done)  # type: ignore[arg-type]
+        rewrite.trusted_hosts = trusted_hosts
+        self._rewrite = rewrite
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        rewriting = self._rewrite(scope, receive, send)  # type: ignore[arg-type]
+        try:
+            rewriting.send(None)
+        except StopIteration:
+            pass
+        else:  # never: the rewrite awaits nothing but _DONE
+            rewriting.close()
+            raise RuntimeError("uvicorn's ProxyHeadersMiddleware suspended")
+        return self._front.open(scope, receive, send)

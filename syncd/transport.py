@@ -69,6 +69,7 @@ from websockets.server import ServerProtocol
 from .client_frames import Scan, scan, unmask
 from .keepalive import Keepalive
 from .settings import Settings
+from .socket_front import flat_app
 from .socket_waits import ReceiveQueue, WaitFlag
 
 __all__ = [
@@ -526,9 +527,15 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     limits: ClassVar[TransportLimits]
     keepalive: ClassVar[Keepalive]
+    # The loaded application and what this protocol awaits instead (socket_front.flat_app).
+    _flat_app: ClassVar[tuple[object, Callable[..., Any]] | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        flat = type(self)._flat_app
+        if flat is None or flat[0] is not self.app:
+            flat = type(self)._flat_app = (self.app, flat_app(self.app))
+        self.app = flat[1]  # type: ignore[assignment]
         # uvicorn logs a line per WebSocket opened (accepted, 403, ...) at INFO: an access log,
         # which syncd keeps off for HTTP too (server.py, access_log=False); errors still show.
         self.logger = SOCKET_LOG

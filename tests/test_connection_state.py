@@ -6,6 +6,7 @@ server-wide keepalive (syncd/keepalive.py), the lean receive queue and writable 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 
 import httpx
@@ -18,8 +19,9 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from syncd.socket_front import SocketFront, socket_front
+from syncd.socket_front import SocketFront, flat_app, socket_front
 from syncd.socket_waits import ReceiveQueue, WaitFlag
 from tests.support.raw_websocket import RawWebSocket, frame
 from tests.support.servers import free_port
@@ -190,3 +192,47 @@ async def test_socket_front_calls_websocket_endpoints_with_the_scope_starlette_b
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, WAIT)
+
+
+async def test_flat_app_rewrites_proxy_headers_and_returns_the_endpoints_coroutine():
+    app = _app()
+    proxied = ProxyHeadersMiddleware(socket_front(app), trusted_hosts="127.0.0.1")  # type: ignore[arg-type]
+    flat = flat_app(proxied)
+    scope = {
+        "type": "websocket",
+        "path": "/ws/bob",
+        "root_path": "",
+        "scheme": "ws",
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"x-forwarded-for", b"10.1.2.3"), (b"x-forwarded-proto", b"https")],
+    }
+
+    async def receive() -> dict[str, object]:
+        return {}
+
+    async def send(message: object) -> None:
+        pass
+
+    opened = flat(scope, receive, send)
+    try:
+        assert inspect.iscoroutine(opened) and opened.cr_code is _echo_scope.__code__
+        assert scope["client"] == ("10.1.2.3", 0) and scope["scheme"] == "wss"  # uvicorn's rewrite
+        assert scope["path_params"] == {"name": "bob"}
+    finally:
+        opened.close()  # type: ignore[attr-defined]
+    untrusted = dict(scope, client=("192.0.2.1", 1), scheme="ws")
+    flat(untrusted, receive, send).close()  # type: ignore[attr-defined]
+    assert untrusted["client"] == ("192.0.2.1", 1) and untrusted["scheme"] == "ws"
+    assert flat_app(app) is app  # not a SocketFront: as it is
+
+
+async def test_no_asgi_layer_stays_suspended_under_an_open_socket(daemon):
+    url = daemon.ws_url("alice/flat", daemon.token("alice"))
+    async with YClient(url):
+        (task,) = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__.endswith("run_asgi")]
+        stack, coro = [], task.get_coro()
+        while coro is not None and hasattr(coro, "cr_code"):
+            stack.append(coro.cr_code.co_qualname)
+            coro = coro.cr_await
+        # run_asgi awaits the endpoint itself: no ProxyHeadersMiddleware, no SocketFront frame.
+        assert stack[:2] == ["WebSocketsSansIOProtocol.run_asgi", "doc_socket"], stack
