@@ -54,6 +54,7 @@ from .schema import (
     feed_position,
     new_epoch,
     quarantine,
+    served_states,
     snapshots,
     updates,
     versions,
@@ -331,7 +332,7 @@ async def write_rewritten_lineage(
     version dropped. The caller holds the document's row lock. The one place erasure writes
     document bytes: sealed as compaction seals them (a snapshot under its ``upto_seq``, a
     version under its id) when encryption at rest is on."""
-    for table in (updates, quarantine, snapshots):
+    for table in (updates, quarantine, snapshots, served_states):
         await conn.execute(delete(table).where(table.c.doc_id == doc_id))
     stored = await sealing.seal(conn, key, Kind.SNAPSHOT, seq, state)
     await conn.execute(

@@ -138,6 +138,14 @@ _PASSES: tuple[tuple[str, Kind, str, str], ...] = (
         "UPDATE syncd_snapshots SET state = :new WHERE doc_id = :id AND state = :old",
     ),
     (
+        "served states",
+        Kind.SERVED_STATE,
+        "SELECT s.doc_id, d.name, s.upto_seq, s.state, s.doc_id FROM syncd_served_states s"
+        " JOIN syncd_documents d ON d.id = s.doc_id"
+        " WHERE d.tenant = :tenant AND s.doc_id > :after ORDER BY s.doc_id LIMIT :n",
+        "UPDATE syncd_served_states SET state = :new WHERE doc_id = :id AND state = :old",
+    ),
+    (
         "versions",
         Kind.VERSION,
         "SELECT v.id, d.name, v.id, v.state, v.id FROM syncd_versions v"
@@ -310,6 +318,7 @@ async def _plaintext_rows(conn: AsyncConnection, tenant: str) -> int:
     for table, column in (
         ("syncd_updates", "data"),
         ("syncd_snapshots", "state"),
+        ("syncd_served_states", "state"),
         ("syncd_versions", "state"),
     ):
         total += (

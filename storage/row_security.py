@@ -62,6 +62,7 @@ DOCUMENT_TABLES: Final = (
     "syncd_grants",
     "syncd_updates",
     "syncd_snapshots",
+    "syncd_served_states",
     "syncd_quarantine",
     "syncd_versions",
     "syncd_lineage_fences",

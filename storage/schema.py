@@ -107,6 +107,27 @@ snapshots = Table(
     Column("checked", LargeBinary, nullable=True),
 )
 
+# A document as a new client receives it (sync step 2 for an empty state vector: garbage
+# collected, unlike the snapshot, which keeps history), written from the replica when a room
+# unloads or its node stops. A cache, valid only while ``upto_seq`` and ``epoch`` are still the
+# document's: a cold load then answers the first client with it while the replica is rebuilt
+# from the snapshot and tail (storage/served_state.py).
+served_states = Table(
+    "syncd_served_states",
+    metadata,
+    Column(
+        "doc_id",
+        _BigId,
+        ForeignKey("syncd_documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("upto_seq", BigInteger, nullable=False),
+    Column("epoch", String(32), nullable=False),
+    Column("state_vector", LargeBinary, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("at", Double, nullable=False),
+)
+
 # Stored updates that cannot be applied or viewed (written before the strict decoder, or hitting
 # a yrs bug): kept in syncd_updates for inspection, left out of loads, compaction and the feed.
 quarantine = Table(
@@ -245,7 +266,7 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def new_epoch() -> str:
@@ -265,7 +286,8 @@ async def migrate(conn: AsyncConnection) -> None:
     before it had its content erased at once, so it is marked purged. Version 5 adds the
     privacy and push tables (consents, audit, push subscriptions, data keys): new tables only.
     Version 6 adds ``syncd_snapshots.checked`` (storage/snapshot_mark.py), empty: every older
-    snapshot is checked once on its next load, then marked.
+    snapshot is checked once on its next load, then marked. Version 7 adds
+    ``syncd_served_states`` (storage/served_state.py): a new table, empty.
     """
     if conn.dialect.name == "postgresql":
         # Nodes started together on an empty database would race to create the tables.

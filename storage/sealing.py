@@ -55,6 +55,7 @@ class Kind(enum.StrEnum):
     UPDATE = "update"  # a row of syncd_updates; number: its seq
     SNAPSHOT = "snapshot"  # syncd_snapshots.state; number: upto_seq
     VERSION = "version"  # syncd_versions.state; number: the version's id
+    SERVED_STATE = "served-state"  # syncd_served_states.state; number: upto_seq
     DATA_KEY = "data-key"  # a data key wrapped by the master key; number: its generation
     MASTER_CHECK = "master-check"  # proves which master key wrapped the data keys
 

@@ -48,6 +48,7 @@ from .schema import (
 )
 from .sealed_rows import RowSealing
 from .sealing import Kind
+from .served_state import ServedState, read_served, write_served
 from .snapshot_mark import SnapshotMarks
 from .sqlite_appender import SqliteAppender
 from .store import DocKey, DocMeta, DocumentDeleted, LoadedDoc, NewUpdate, StoreUnavailable
@@ -344,6 +345,9 @@ class SqlStore:
             if not rows:
                 await self.sealing.check_tenant(conn, key)
             fence = await read_fence(conn, doc.id)
+            served = await read_served(
+                conn, self.sealing, key, doc.id, seq=doc.seq, epoch=doc.epoch
+            )
         snapshot: bytes | None = None
         snapshot_seq = 0
         checked = False
@@ -370,6 +374,7 @@ class SqlStore:
             epoch=doc.epoch,
             fence=fence,
             snapshot_checked=checked,
+            served=served,
         )
 
     async def mark_snapshot_checked(self, key: DocKey, upto_seq: int, state: bytes) -> None:
@@ -386,6 +391,18 @@ class SqlStore:
                 .where(snapshots.c.doc_id == doc.id, snapshots.c.upto_seq == upto_seq)
                 .values(checked=self.snapshot_marks.mark(doc.id, upto_seq, state))
             )
+
+    async def save_served_state(self, key: DocKey, epoch: str, served: ServedState) -> bool:
+        await self.sealing.ensure_key(self._begin, key.tenant)
+        async with self._begin(tenants=[key.tenant]) as conn:
+            doc = await self._lock_live_doc(conn, key)
+            # Written since, or another lineage (erasure, purge and re-creation): not its state.
+            if doc is None or doc.seq != served.seq or doc.epoch != epoch:
+                return False
+            await write_served(
+                conn, self.sealing, key, doc.id, epoch=epoch, served=served, at=time.time()
+            )
+        return True
 
     async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:
         async with self._begin(tenants=[key.tenant]) as conn:

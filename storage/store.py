@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .feed import FeedPage
+    from .served_state import ServedState
 
 __all__ = [
     "DocKey",
@@ -76,6 +77,9 @@ class LoadedDoc:
     fence: dict[int, int] = field(default_factory=dict)
     # The snapshot carries syncd's mark that it passed the strict decoder (storage/snapshot_mark.py)
     snapshot_checked: bool = False
+    # The replica's last answer to a new client, if it is of this seq and epoch (a cache,
+    # storage/served_state.py).
+    served: ServedState | None = None
 
     def numbered_tail(self) -> list[tuple[int, bytes]]:
         """``(seq, update)`` pairs of the tail (dense seqs after the snapshot if not recorded)."""
@@ -140,6 +144,14 @@ class Store(Protocol):
 
     async def compact(self, key: DocKey) -> int:
         """Fold the log into the snapshot; return the seq the snapshot now covers."""
+
+    async def mark_snapshot_checked(self, key: DocKey, upto_seq: int, state: bytes) -> None:
+        """Record that the snapshot at ``upto_seq`` (plaintext ``state``) passed the strict
+        decoder, so that later loads trust it (storage/snapshot_mark.py)."""
+
+    async def save_served_state(self, key: DocKey, epoch: str, served: ServedState) -> bool:
+        """Keep ``served`` for the next cold load, if the document is still at ``served.seq``
+        in ``epoch``; returns whether it was stored (storage/served_state.py)."""
 
     async def quarantine(self, key: DocKey, seqs: Mapping[int, str]) -> None:
         """Flag stored updates (seq → reason; seq 0 is the snapshot) that cannot be applied or

@@ -24,7 +24,16 @@ from sqlalchemy import select
 from sqlalchemy import update as sa_update
 
 from .row_security import ALL_TENANTS
-from .schema import documents, grants, new_epoch, quarantine, snapshots, updates, versions
+from .schema import (
+    documents,
+    grants,
+    new_epoch,
+    quarantine,
+    served_states,
+    snapshots,
+    updates,
+    versions,
+)
 from .store import DocKey, DocMeta
 
 if TYPE_CHECKING:
@@ -113,7 +122,7 @@ class SqlTrash:
             ).scalar_one_or_none()
             if doc_id is None:
                 return False
-            for table in (updates, snapshots, versions, quarantine, grants):
+            for table in (updates, snapshots, served_states, versions, quarantine, grants):
                 await conn.execute(table.delete().where(table.c.doc_id == doc_id))
         return True
 

@@ -17,6 +17,12 @@ anyone has seen. If the commit fails, the replica is ahead of the store: the roo
 *stale* and reloads from the store (retrying while the database is away) before anyone reads it
 again. Updates that arrive while a commit is in flight form the next batch; a batch goes out to
 each peer as one merged update (one message per peer per batch, not one per update).
+
+A cold load that finds the document's served state current (storage/served_state.py) builds
+the replica *after* answering: joins get our step 1 from its state vector, new clients their
+step 2 from its bytes, and the first reader, write or answer to anyone else builds the replica
+from the snapshot and tail (:meth:`Room.restore_later`). Nothing has been applied before then,
+so the served state is exactly the committed state those answers need.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from storage import (
     NewUpdate,
     StoreUnavailable,
 )
+from storage.served_state import ServedState
 
 from .broker import Broker, LocalBroker, PresenceChanged, UpdatesCommitted
 from .member import Member
@@ -147,6 +154,7 @@ class Room:
         self.meta: DocMeta | None = None  # access settings, cached for joining peers
         self.state = RoomState.OPEN
         self.snapshot_seq = 0
+        self.epoch = ""  # the lineage the replica is of (storage/served_state.py keys on it)
         self.fence: dict[int, int] = {}  # rewritten lineages' clocks (storage/lineage_fence.py)
         self._broker: Broker = broker if broker is not None else LocalBroker()
         # Which seqs the replica holds; other nodes' commits arrive out of order (syncd/broker.py).
@@ -180,6 +188,9 @@ class Room:
         # Derived from the replica, cached until it changes (see _changed).
         self._full_update: bytes | None = None
         self._knowledge: Knowledge | None = None
+        # restore_later: what the replica is still to be built from, and what answers meanwhile.
+        self._deferred: LoadedDoc | None = None
+        self._served: ServedState | None = None
 
     @property
     def awareness(self) -> AwarenessStates:
@@ -200,16 +211,44 @@ class Room:
         """Fill the replica from storage: the snapshot, then the log tail in order (yrs
         mishandles out-of-order updates). Returns the stored updates that had to be left out
         (``(seq, reason)``; seq 0 is the snapshot), which the caller quarantines."""
+        self._deferred = self._served = None
+        self._adopt(loaded)
+        return self._replay(loaded)
+
+    def restore_later(self, loaded: LoadedDoc, served: ServedState) -> None:
+        """Take ``loaded``'s seq and fence now, answer with ``served`` (its state at that seq)
+        and build the replica when something first needs it: the first client of a cold
+        document is answered without waiting for yrs to apply a long history."""
+        self._adopt(loaded)
+        self._deferred, self._served = loaded, served
+
+    @property
+    def built(self) -> bool:
+        """Whether the replica is built (``False`` only between restore_later and first use)."""
+        return self._deferred is None
+
+    def _adopt(self, loaded: LoadedDoc) -> None:
+        self._held.reset(loaded.seq)
+        self._waiting = {s: u for s, u in self._waiting.items() if u.first_seq > loaded.seq}
+        self.snapshot_seq = loaded.snapshot_seq
+        self.epoch = loaded.epoch
+        self.fence = loaded.fence
+        self._bytes_since_snapshot = sum(len(u) for u in loaded.tail)
+
+    def _build(self) -> None:
+        """Build the deferred replica now (idempotent)."""
+        loaded = self._deferred
+        if loaded is None or self.state is not RoomState.OPEN:
+            return
+        self._deferred = self._served = None
+        self._replay(loaded)
+
+    def _replay(self, loaded: LoadedDoc) -> list[tuple[int, str]]:
         result = replay(
             loaded.snapshot, loaded.numbered_tail(), snapshot_checked=loaded.snapshot_checked
         )
         self.doc = result.doc
         self._changed()
-        self._held.reset(loaded.seq)
-        self._waiting = {s: u for s, u in self._waiting.items() if u.first_seq > loaded.seq}
-        self.snapshot_seq = loaded.snapshot_seq
-        self.fence = loaded.fence
-        self._bytes_since_snapshot = sum(len(u) for u in loaded.tail)
         if result.skipped:
             log.error(
                 "doc %s: %d stored updates cannot be applied and are quarantined: %s",
@@ -238,6 +277,7 @@ class Room:
         Raises:
             RoomClosed: the room closed, or stayed unreadable for ``READ_WAIT_SECONDS``.
         """
+        self._build()
         if self._committed.is_set() and self.state is RoomState.OPEN:
             return  # the common case: no timeout to arm (every joining client comes here)
         try:
@@ -258,9 +298,17 @@ class Room:
 
     def full_update(self) -> bytes:
         """The whole document as one update (cached: every joining client asks for it)."""
+        if self._served is not None:
+            return self._served.update
         if self._full_update is None:
             self._full_update = self.doc.get_update()
         return self._full_update
+
+    def served_state(self) -> ServedState:
+        """What a new client receives now, at :attr:`seq` (kept for the next cold load)."""
+        if self._served is not None:
+            return self._served
+        return ServedState(self.seq, self.doc.get_state(), self.full_update())
 
     async def holds(self, update: bytes) -> bool:
         """Whether the document already holds everything in ``update`` (a viewer's step 2).
@@ -313,11 +361,16 @@ class Room:
         Raises:
             RoomClosed: the room closed or is not readable.
         """
-        await self.readable()
+        if self._served is not None:  # nothing applied yet: the served state is committed
+            self._raise_if_closed()
+            state_vector = self._served.state_vector
+        else:
+            await self.readable()
+            state_vector = self.doc.get_state()
         if peer.state is not PeerState.OPEN:
             return
         self.peers.add(peer)
-        peer.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
+        peer.send(encode_sync(SyncStep.STEP1, state_vector))
         greeting = self.presence.greeting()
         if greeting is not None:
             peer.send(greeting)
@@ -339,6 +392,11 @@ class Room:
             ProtocolError: not a state vector. RoomClosed: the room closed or is not readable.
         """
         decode_state_vector(state_vector)  # strict: raises ProtocolError before yrs sees it
+        if state_vector == _EMPTY_STATE_VECTOR and self._served is not None:
+            self._raise_if_closed()
+            # Built once this answer is on its way: the caller sends it before its next await.
+            asyncio.get_running_loop().call_soon(self._build)
+            return encode_sync(SyncStep.STEP2, self._served.update)
         await self.readable()
         if state_vector == _EMPTY_STATE_VECTOR:
             return encode_sync(SyncStep.STEP2, self.full_update())
@@ -420,6 +478,7 @@ class Room:
     # -- commit and fan-out ------------------------------------------------------------------
 
     async def _flush(self) -> None:
+        self._build()  # nothing is applied to a replica not built yet
         try:
             while self.state is RoomState.OPEN and (
                 self._pending or self._remote or self._fill_now

@@ -1,5 +1,9 @@
 """The set of loaded documents: deduplicated loads, idle unloading, background compaction.
 
+A room that unloads, or closes at shutdown, leaves its answer to a new client behind (when the
+document is big enough for that to matter), so that the next cold load answers at once
+(storage/served_state.py).
+
 Two peers that open the same document at the same instant share one pending load (a map of
 in-flight loads, as Hocuspocus does), so there is never a second in-memory copy. A load that
 fails fails for every waiter and is forgotten: a document is never served empty because its
@@ -11,9 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from crdt.awareness import AwarenessLimits, AwarenessStates
+from crdt.replay import SNAPSHOT_SEQ
 from storage import DocKey, DocumentDeleted, GroupCommit, Store, StoreUnavailable
+from storage.served_state import MIN_SERVED_BYTES
 
 from .broker import Broker, Deleted, LocalBroker
 from .member import Member
@@ -135,7 +143,13 @@ class Rooms:
             )
             room.on_quarantine = self._quarantine
             room.on_rejected = self.metrics.updates_rejected.inc
-            skipped = room.restore(loaded)
+            if loaded.served is not None and (loaded.snapshot is None or loaded.snapshot_checked):
+                # The served state is current: answer with it, build the replica behind it.
+                # (An unmarked snapshot is checked and marked now instead, once.)
+                room.restore_later(loaded, loaded.served)
+                skipped = []
+            else:
+                skipped = room.restore(loaded)
         except DocumentNotFound:
             self._unwatch_unless_loaded(key)
             raise
@@ -146,26 +160,46 @@ class Rooms:
             raise
         self._rooms[key] = room
         self.metrics.documents.set(len(self._rooms))
-        if loaded.snapshot and not loaded.snapshot_checked and not any(s == 0 for s, _ in skipped):
+        snapshot_left_out = any(seq == SNAPSHOT_SEQ for seq, _ in skipped)
+        if loaded.snapshot and not loaded.snapshot_checked and not snapshot_left_out:
             self._mark_checked(key, loaded.snapshot_seq, loaded.snapshot)
         return room
 
     def _mark_checked(self, key: DocKey, upto_seq: int, snapshot: bytes) -> None:
         """This load checked an unmarked snapshot (one an older syncd wrote): mark it, so that
         the next load trusts it (storage/snapshot_mark.py). In the background; best effort."""
-        mark = getattr(self.store, "mark_snapshot_checked", None)
-        if mark is None:
-            return
 
         async def run() -> None:
             try:
-                await mark(key, upto_seq, snapshot)
+                await self.store.mark_snapshot_checked(key, upto_seq, snapshot)
             except StoreUnavailable as exc:  # checked again at the next load, marked then
                 log.warning("doc %s: could not mark its snapshot checked: %s", key, exc)
 
-        task = asyncio.create_task(run(), name=f"mark-snapshot-{key}")
+        self._in_background(run(), f"mark-snapshot-{key}")
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _keep_served_state(self, room: Room) -> Coroutine[Any, Any, None] | None:
+        """What stores ``room``'s answer to a new client for the next cold load of its
+        document (storage/served_state.py), or ``None`` when there is nothing worth keeping:
+        a small document, or one whose stored served state is still current (never built)."""
+        if not room.built or room.state is not RoomState.OPEN:
+            return None
+        served = room.served_state()
+        if len(served.update) < MIN_SERVED_BYTES:
+            return None
+        key, epoch = room.key, room.epoch
+
+        async def run() -> None:
+            try:
+                await self.store.save_served_state(key, epoch, served)
+            except StoreUnavailable as exc:  # the next cold load takes the usual path
+                log.warning("doc %s: could not keep its served state: %s", key, exc)
+
+        return run()
 
     def _quarantine(self, room: Room, skipped: list[tuple[int, str]]) -> None:
         """Flag stored updates the room had to leave out, so that compaction and the feed leave
@@ -205,6 +239,9 @@ class Rooms:
         if not room.idle or room.key in self._compacting:
             self.release(room)  # try again later
             return
+        keep = self._keep_served_state(room)
+        if keep is not None:
+            self._in_background(keep, f"served-state-{room.key}")
         room.close(CloseCode.NORMAL, "unloaded")
         self._forget(room)
         log.debug("doc %s: unloaded", room.key)
@@ -308,6 +345,8 @@ class Rooms:
         self._unload_timers.clear()
         rooms = list(self._rooms.values())
         await asyncio.gather(*(r.drain() for r in rooms), return_exceptions=True)
+        keep = [k for k in map(self._keep_served_state, rooms) if k is not None]
+        await asyncio.gather(*keep, return_exceptions=True)
         reason = "server shutting down"
         peers = [p for room in rooms for p in room.close(CloseCode.GOING_AWAY, reason)]
         await asyncio.gather(*(p.wait_closed() for p in peers), return_exceptions=True)

@@ -124,6 +124,11 @@ async def seeded(database: Database) -> AsyncIterator[Database]:
                 " WHERE tenant = %s AND name = %s",
                 (t, key.name),
             )
+            conn.execute(
+                "INSERT INTO syncd_served_states SELECT id, seq, epoch, 'sv', 'state', 0"
+                " FROM syncd_documents WHERE tenant = %s AND name = %s",
+                (t, key.name),
+            )
         _grant(conn, database.role)
     return database
 
@@ -209,13 +214,12 @@ def _insert_one(conn: psycopg.Connection, table: str, tenant: str, doc_id: int) 
             "INSERT INTO syncd_lineage_fences VALUES (%s, 77, 1)",
             (doc_id,),
         ),
+        "syncd_served_states": None,  # one per document, which the seed made: replaced below
     }[table]
-    if rows is None:
-        conn.execute("DELETE FROM syncd_snapshots WHERE doc_id = %s", (doc_id,))
-        conn.execute(
-            "INSERT INTO syncd_snapshots VALUES (%s, 1, 1, 'x', 0)",
-            (doc_id,),
-        )
+    if rows is None:  # a table of one row per document
+        conn.execute(f"DELETE FROM {table} WHERE doc_id = %s", (doc_id,))
+        values = "1, 1, 'x', 0" if table == "syncd_snapshots" else "1, 'e', 'sv', 'x', 0"
+        conn.execute(f"INSERT INTO {table} VALUES (%s, {values})", (doc_id,))
         return
     conn.execute(*rows)
 
