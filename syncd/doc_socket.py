@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 
+from starlette.datastructures import Headers, QueryParams
 from starlette.websockets import WebSocket
 
 from crdt.protocol import decode_message, encode_auth_denied
@@ -80,10 +81,11 @@ async def doc_socket(ws: WebSocket) -> None:
     daemon: Daemon = ws.app.state.daemon
     await ws.accept()
     doc = f"{ws.path_params['owner']}/{ws.path_params['name']}"
+    # Read once, not through ws.headers / ws.query_params: those keep their parsed copy (the
+    # token twice over) on the WebSocket for as long as it is open.
+    token = bearer_token(Headers(scope=ws.scope), QueryParams(ws.scope.get("query_string", b"")))
     try:
-        admission = await admit(
-            daemon.access, daemon.rooms, bearer_token(ws.headers, ws.query_params), doc
-        )
+        admission = await admit(daemon.access, daemon.rooms, token, doc)
     except Refusal as refusal:
         await _refuse(ws, refusal)
         return
