@@ -18,6 +18,10 @@ prints (does not assert) the median and best of each part:
 - encode: the sync step 2 (``Room.sync_step2_for``: the whole state, encoded);
 - for scale, what the strict check of the snapshot alone costs (``crdt.replay.check_stored``),
   and a second client's step 2 (cached while the document is unchanged).
+
+Then the same with the served state a room leaves behind when it unloads or its node stops
+(``storage/served_state.py``): ``store.load`` + ``Room.restore_later`` + the first client's step
+2 (answered from it), and apart, the build of the replica behind that answer.
 """
 
 from __future__ import annotations
@@ -87,7 +91,21 @@ async def build(store: SqlStore, count: int, compact_every: int) -> None:
     print(f"  stored and compacted every {compact_every:,} in {time.perf_counter() - start:.1f} s")
 
 
-async def cold_open(url: str, sync: str) -> dict[str, float]:
+async def keep_served_state(url: str, sync: str) -> None:
+    """What a room does when it unloads: keep its answer to a new client."""
+    store = SqlStore(url, sqlite_synchronous=sync, snapshot_key=SNAPSHOT_KEY)
+    await store.open()
+    try:
+        loaded = await store.load(KEY)
+        assert loaded is not None
+        room = Room(KEY, GroupCommit(store))
+        room.restore(loaded)
+        assert await store.save_served_state(KEY, loaded.epoch, room.served_state())
+    finally:
+        await store.close()
+
+
+async def cold_open(url: str, sync: str, *, served: bool = False) -> dict[str, float]:
     store = SqlStore(url, sqlite_synchronous=sync, snapshot_key=SNAPSHOT_KEY)
     await store.open()
     commit = GroupCommit(store)
@@ -97,11 +115,16 @@ async def cold_open(url: str, sync: str) -> dict[str, float]:
         assert loaded is not None
         t1 = time.perf_counter()
         room = Room(KEY, commit)
-        skipped = room.restore(loaded)
-        assert not skipped, skipped
+        if served:
+            assert loaded.served is not None, "no current served state"
+            room.restore_later(loaded, loaded.served)
+        else:
+            assert not room.restore(loaded)
         t2 = time.perf_counter()
         first = await room.sync_step2_for(b"\x00")
         t3 = time.perf_counter()
+        await room.readable()  # served: the build behind the answer
+        tb = time.perf_counter()
         await room.sync_step2_for(b"\x00")
         t4 = time.perf_counter()
         return {
@@ -109,7 +132,8 @@ async def cold_open(url: str, sync: str) -> dict[str, float]:
             "replay": t2 - t1,
             "encode": t3 - t2,
             "total": t3 - t0,
-            "second client": t4 - t3,
+            "build behind": tb - t3,
+            "second client": t4 - tb,
             "snapshot bytes": len(loaded.snapshot or b""),
             "tail rows": len(loaded.tail),
             "step 2 bytes": len(first),
@@ -145,18 +169,27 @@ async def main() -> None:
         finally:
             await store.close()
         runs = [await cold_open(url, args.sqlite_synchronous) for _ in range(args.runs)]
+        await keep_served_state(url, args.sqlite_synchronous)
+        served = [
+            await cold_open(url, args.sqlite_synchronous, served=True) for _ in range(args.runs)
+        ]
     first = runs[0]
     print(
         f"  snapshot {first['snapshot bytes'] / 2**20:.2f} MiB (trusted: "
         f"{'yes' if first['trusted'] else 'no'}), tail {first['tail rows']:.0f} rows,"
         f" sync step 2 {first['step 2 bytes'] / 2**20:.2f} MiB"
     )
-    for part in ("load", "replay", "encode", "total", "second client"):
-        values = [r[part] * 1000 for r in runs]
-        print(
-            f"  {part:>13}: median {statistics.median(values):7.1f} ms,"
-            f" best {min(values):7.1f} ms ({len(values)} runs)"
-        )
+    for title, figures, parts in (
+        ("replica first", runs, ("load", "replay", "encode", "total", "second client")),
+        ("served state", served, ("load", "replay", "encode", "total", "build behind")),
+    ):
+        print(f"  {title}: load + restore + first step 2")
+        for part in parts:
+            values = [r[part] * 1000 for r in figures]
+            print(
+                f"  {part:>13}: median {statistics.median(values):7.1f} ms,"
+                f" best {min(values):7.1f} ms ({len(values)} runs)"
+            )
     print(f"  (strict check of the snapshot alone: best {min(checks) * 1000:.1f} ms of 3)")
 
 
