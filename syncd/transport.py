@@ -69,6 +69,7 @@ from websockets.server import ServerProtocol
 from .client_frames import Scan, scan, unmask
 from .keepalive import Keepalive
 from .settings import Settings
+from .shared_headers import shared_headers
 from .socket_front import flat_app
 from .socket_waits import ReceiveQueue, WaitFlag
 
@@ -571,7 +572,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if self.handshake_complete:  # refused by websockets (not a valid handshake)
             self._end_opening()
         else:
-            self.scope["extensions"][_SCOPE_KEY] = ConnectionHandle(self)  # type: ignore[index]
+            scope = self.scope
+            scope["extensions"][_SCOPE_KEY] = ConnectionHandle(self)  # type: ignore[index]
+            # Kept as long as the socket: the headers every client sends alike, held once.
+            scope["headers"] = shared_headers(scope["headers"])  # type: ignore[arg-type]
 
     def _end_opening(self) -> None:
         if self._opening is not None:
