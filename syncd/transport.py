@@ -102,8 +102,9 @@ TOO_LARGE = 4413  # DESIGN.md §1.4: message over the limit
 
 _SCOPE_KEY = "syncd.transport"
 
-# uvicorn's WebSocket protocol logs here instead of "uvicorn.error"; its level is WARNING unless
-# syncd runs at debug (server.uvicorn_config), so one socket opened costs no log line.
+# uvicorn's WebSocket protocol (and websockets' under it) logs here instead of "uvicorn.error"; its
+# level is WARNING unless syncd runs at debug (server.uvicorn_config), so one socket opened costs
+# no log line.
 SOCKET_LOG = logging.getLogger("syncd.sockets")
 
 
@@ -547,7 +548,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn = _FrameLimitedServerProtocol(
             extensions=self.conn.available_extensions,
             max_size=self.limits.max_unauthenticated_message_bytes,
-            logger=logging.getLogger("uvicorn.error"),
+            # websockets logs "connection open" / "connection closed" at INFO: a line and a
+            # record per socket, so it logs where uvicorn's protocol does (SOCKET_LOG).
+            logger=SOCKET_LOG,
         )
         self._opening: Opening | None = None
         self._refused = False  # an oversized frame was refused: discarding until the end

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 
 import httpx
 import pycrdt
@@ -23,6 +24,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from syncd.socket_front import SocketFront, flat_app, socket_front
 from syncd.socket_waits import ReceiveQueue, WaitFlag
+from syncd.transport import SOCKET_LOG
 from tests.support.raw_websocket import RawWebSocket, frame
 from tests.support.servers import free_port
 from tests.support.yclient import YClient
@@ -88,6 +90,28 @@ async def test_a_synced_pinged_socket_keeps_every_attribute_in_a_slot(daemon):
         for protocol in protocols:
             assert protocol.last_ping_rtt > 0  # a ping went and its pong came back
             assert vars(protocol) == {}
+
+
+async def test_opening_a_socket_logs_no_line_at_info(daemon):
+    """websockets' protocol under uvicorn's logs "connection open" at INFO: to syncd.sockets
+    (WARNING unless syncd runs at debug), not to uvicorn.error."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    level = uvicorn_error.level
+    uvicorn_error.addHandler(handler)
+    uvicorn_error.setLevel(logging.INFO)
+    try:
+        async with YClient(daemon.ws_url("alice/quiet", daemon.token("alice"))):
+            (protocol,) = [
+                p for p in daemon.server.server_state.connections if hasattr(p, "keepalive")
+            ]
+            assert protocol.conn.logger is SOCKET_LOG
+    finally:
+        uvicorn_error.removeHandler(handler)
+        uvicorn_error.setLevel(level)
+    assert [r.getMessage() for r in records] == []
 
 
 # -- the receive queue and the writable flag ---------------------------------------------------
