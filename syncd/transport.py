@@ -57,6 +57,7 @@ from typing import Any, ClassVar
 
 import httptools
 from starlette.requests import HTTPConnection
+from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
@@ -479,7 +480,7 @@ class HttpProtocol(HttpToolsProtocol):
         protocol = self.ws_protocol_class(  # type: ignore[misc]
             config=self.config, server_state=self.server_state, app_state=self.app_state
         )
-        protocol.connection_made(self.transport)
+        protocol.adopt(self.transport, self.server, self.client)
         self.transport.set_protocol(protocol)
         opening, self._opening = self._opening, None
         protocol.start(request, rest, opening)
@@ -562,6 +563,22 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(_guarded(transport))
+
+    def adopt(
+        self,
+        transport: asyncio.BaseTransport,
+        server: tuple[str, int | None] | None,
+        client: tuple[str, int] | None,
+    ) -> None:
+        """``connection_made`` for a connection the HTTP protocol upgrades: its addresses as that
+        protocol read them, instead of two system calls (getsockname, getpeername) again."""
+        self.connections.add(self)
+        self.transport = _guarded(transport)  # type: ignore[assignment]
+        self.server, self.client = server, client
+        self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
+        if self.logger.level <= TRACE_LOG_LEVEL:
+            prefix = f"{client[0]}:{client[1]} - " if client else ""
+            self.logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection made", prefix)
 
     def start(self, request: Request, rest: bytes, opening: Opening | None) -> None:
         """Begin with a request the HTTP protocol parsed; ``opening`` ends when we answer it."""

@@ -90,6 +90,11 @@ async def test_a_synced_pinged_socket_keeps_every_attribute_in_a_slot(daemon):
         for protocol in protocols:
             assert protocol.last_ping_rtt > 0  # a ping went and its pong came back
             assert vars(protocol) == {}
+            # Addresses as the HTTP protocol read them before the upgrade (adopt).
+            assert protocol.server == ("127.0.0.1", daemon.port) and protocol.scheme == "ws"
+            assert protocol.scope["client"] == protocol.client
+        clients = {p.client for p in protocols}
+        assert clients == {c.ws.local_address for c in (writer, reader)}
 
 
 async def test_opening_a_socket_logs_no_line_at_info(daemon):
