@@ -40,7 +40,9 @@ from storage import DocKey, GroupCommit, NewUpdate, SqlStore
 from syncd.room import Room
 
 WRITERS = 10
-KEY = DocKey("default", "bench/cold-load")
+# Its own name each run: a rerun on the same Postgres schema must not meet the last one's
+# document (deleted documents are tombstones, never created again).
+KEY = DocKey("default", f"bench/cold-load-{int(time.time())}")
 # What the daemon derives from its token secret (syncd/daemon.py): the same in every process.
 SNAPSHOT_KEY = b"cold-load benchmark snapshot key"
 
@@ -157,7 +159,6 @@ async def main() -> None:
         store = SqlStore(url, sqlite_synchronous=args.sqlite_synchronous, snapshot_key=SNAPSHOT_KEY)
         await store.open()
         try:
-            await store.delete(KEY)  # a rerun on the same Postgres schema starts afresh
             await build(store, args.updates, args.compact_every)
             loaded = await store.load(KEY)
             assert loaded is not None and loaded.snapshot is not None

@@ -22,9 +22,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .binary_rows import fetch_rows
 from .schema import served_states
 from .sealing import Kind, SealedRowError
 
@@ -59,24 +60,22 @@ async def read_served(
     epoch: str,
 ) -> ServedState | None:
     """The stored served state of document ``doc_id`` if it is of ``seq`` and ``epoch``."""
-    row = (
-        await conn.execute(
-            select(
-                served_states.c.upto_seq,
-                served_states.c.epoch,
-                served_states.c.state_vector,
-                served_states.c.state,
-            ).where(served_states.c.doc_id == doc_id)
-        )
-    ).first()
-    if row is None or row.upto_seq != seq or row.epoch != epoch:
+    rows = await fetch_rows(
+        conn,
+        "SELECT upto_seq, epoch, state_vector, state FROM syncd_served_states WHERE doc_id = :id",
+        {"id": doc_id},
+    )
+    if not rows:
+        return None
+    upto_seq, row_epoch, state_vector, state = rows[0]
+    if upto_seq != seq or row_epoch != epoch:
         return None
     try:
-        update = await sealing.open_one(conn, key, Kind.SERVED_STATE, seq, row.state)
+        update = await sealing.open_one(conn, key, Kind.SERVED_STATE, seq, state)
     except SealedRowError as exc:  # a cache: the snapshot and tail still serve the document
         log.warning("doc %s: its served state does not open, not used: %s", key, exc)
         return None
-    return ServedState(seq, bytes(row.state_vector), update)
+    return ServedState(seq, bytes(state_vector), update)
 
 
 async def write_served(

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from crdt.protocol import ProtocolError
 from crdt.replay import check_stored, replay
 
+from .binary_rows import fetch_rows
 from .deadline import operation_deadline, postgres_connect_args
 from .erased_principals import erased_tombstone, is_erased
 from .feed import FeedPage, read_feed_page
@@ -316,26 +317,25 @@ class SqlStore:
             # One statement, so snapshot and tail come from one consistent view of the database
             # even if a compaction commits in between. Quarantined rows (and a quarantined
             # snapshot, seq 0) are left out; the tail then starts after the last good snapshot.
-            rows = (
-                await conn.execute(
-                    text(
-                        "WITH snap AS (SELECT upto_seq, upto_pos, state, checked"
-                        " FROM syncd_snapshots s"
-                        " WHERE s.doc_id = :id AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
-                        " WHERE q.doc_id = :id AND q.seq = 0))"
-                        " SELECT 0 AS part, upto_seq AS seq, upto_pos AS pos, state AS data,"
-                        " checked FROM snap"
-                        " UNION ALL"
-                        " SELECT 1 AS part, seq, pos, data, NULL FROM syncd_updates u"
-                        " WHERE u.doc_id = :id"
-                        " AND u.seq > COALESCE((SELECT upto_seq FROM snap), 0)"
-                        " AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
-                        " WHERE q.doc_id = :id AND q.seq = u.seq)"
-                        " ORDER BY part, seq"
-                    ),
-                    {"id": doc.id},
-                )
-            ).all()
+            rows = await fetch_rows(
+                conn,
+                (
+                    "WITH snap AS (SELECT upto_seq, upto_pos, state, checked"
+                    " FROM syncd_snapshots s"
+                    " WHERE s.doc_id = :id AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
+                    " WHERE q.doc_id = :id AND q.seq = 0))"
+                    " SELECT 0 AS part, upto_seq AS seq, upto_pos AS pos, state AS data,"
+                    " checked FROM snap"
+                    " UNION ALL"
+                    " SELECT 1 AS part, seq, pos, data, NULL FROM syncd_updates u"
+                    " WHERE u.doc_id = :id"
+                    " AND u.seq > COALESCE((SELECT upto_seq FROM snap), 0)"
+                    " AND NOT EXISTS (SELECT 1 FROM syncd_quarantine q"
+                    " WHERE q.doc_id = :id AND q.seq = u.seq)"
+                    " ORDER BY part, seq"
+                ),
+                {"id": doc.id},
+            )
             # SealedRowError (refusing the document) before anything replays a row.
             opened = await self.sealing.open(
                 conn,
