@@ -23,6 +23,11 @@ from syncd.metrics import Metrics
 from syncd.origin import Origin
 from syncd.rooms import Rooms
 from syncd.settings import Settings
+from tests.support.cluster import running_cluster
+from tests.support.redis_server import (  # noqa: F401 - fixtures
+    redis_server_fixture,
+    redis_url_fixture,
+)
 from tests.support.servers import DaemonProcess
 from tests.support.yclient import YClient
 
@@ -235,3 +240,33 @@ async def test_erasure_deletes_the_served_state_of_a_rewritten_document(any_daem
         assert r.json()["documents_rewritten"] == ["alice/notes"]
     assert await served_rows(store) == []
     assert await found_in_database(daemon.settings.database_url, (EMAIL,)) == []
+
+
+@pytest.mark.postgres
+async def test_a_write_on_another_node_reaches_a_client_answered_from_it(
+    settings: Settings, postgres_url: str, redis_url: str
+) -> None:
+    """Node A answers a cold client from the served state while node B writes: B's update
+    reaches that client (applied once A's replica is built, and fanned out)."""
+    doc = "alice/two-nodes"
+    key = DocKey("default", doc)
+    async with running_cluster(settings, postgres_url, redis_url, 2) as nodes:
+        a = nodes[0]
+        async with YClient(nodes.ws_url(0, doc, "alice")) as writer:
+            text = writer.doc.get("t", type=pycrdt.Text)
+            for n in range(400):
+                text += f"{MARKER} line {n} " + "x" * 200 + "\n"
+            want = str(text)
+            async with YClient(nodes.ws_url(0, doc, "alice")) as check:
+                await check.wait_until(lambda: str(check.doc.get("t", type=pycrdt.Text)) == want)
+        room = await a.daemon.rooms.acquire(key, create=False)
+        a.daemon.rooms._unload_if_idle(room)  # what the idle timer calls
+        await asyncio.wait_for(asyncio.gather(*a.daemon.rooms._background), 10)
+        assert (await a.daemon.store.load(key)).served is not None
+        async with YClient(nodes.ws_url(0, doc, "alice")) as cold:
+            assert str(cold.doc.get("t", type=pycrdt.Text)) == want
+            async with YClient(nodes.ws_url(1, doc, "alice")) as on_b:
+                on_b.doc.get("t", type=pycrdt.Text).insert(0, "from node b\n")
+                await cold.wait_until(
+                    lambda: str(cold.doc.get("t", type=pycrdt.Text)) == "from node b\n" + want
+                )
