@@ -102,7 +102,9 @@ async def keep_served_state(url: str, sync: str) -> None:
         assert loaded is not None
         room = Room(KEY, GroupCommit(store))
         room.restore(loaded)
-        assert await store.save_served_state(KEY, loaded.epoch, room.served_state())
+        served = room.served_state()
+        assert served is not None
+        assert await store.save_served_state(KEY, loaded.epoch, served)
     finally:
         await store.close()
 

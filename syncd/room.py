@@ -304,10 +304,14 @@ class Room:
             self._full_update = self.doc.get_update()
         return self._full_update
 
-    def served_state(self) -> ServedState:
-        """What a new client receives now, at :attr:`seq` (kept for the next cold load)."""
+    def served_state(self) -> ServedState | None:
+        """What a new client receives now, at :attr:`seq` (kept for the next cold load);
+        ``None`` unless the replica is exactly the committed state (a batch applied but not
+        committed, a failed commit, a gap behind other nodes: nothing to keep)."""
         if self._served is not None:
             return self._served
+        if self._stale or self._lagging() or not self._committed.is_set():
+            return None
         return ServedState(self.seq, self.doc.get_state(), self.full_update())
 
     async def holds(self, update: bytes) -> bool:

@@ -189,7 +189,7 @@ class Rooms:
         if not room.built or room.state is not RoomState.OPEN:
             return None
         served = room.served_state()
-        if len(served.update) < MIN_SERVED_BYTES:
+        if served is None or len(served.update) < MIN_SERVED_BYTES:
             return None
         key, epoch = room.key, room.epoch
 

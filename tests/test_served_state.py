@@ -270,3 +270,20 @@ async def test_a_write_on_another_node_reaches_a_client_answered_from_it(
                 await cold.wait_until(
                     lambda: str(cold.doc.get("t", type=pycrdt.Text)) == "from node b\n" + want
                 )
+
+
+async def test_a_replica_ahead_of_the_store_keeps_nothing(store: SqlStore) -> None:
+    """While a batch is applied but not committed (or a commit failed and the replica waits
+    to be reloaded), the replica holds what the store does not: it must not be kept."""
+    from syncd.room import Room
+
+    writer = pycrdt.Doc()
+    key = await stored(store, "alice/ahead", big_updates(writer))
+    room = Room(key, GroupCommit(store))
+    room.restore(await store.load(key))
+    assert room.served_state() is not None
+    room._committed.clear()  # what _flush does while a batch is in flight
+    assert room.served_state() is None
+    room._committed.set()
+    room._stale = True  # what a failed commit leaves until the reload
+    assert room.served_state() is None
