@@ -21,6 +21,7 @@ from storage.served_state import MIN_SERVED_BYTES, ServedState
 from storage.trash import SqlTrash
 from syncd.metrics import Metrics
 from syncd.origin import Origin
+from syncd.room import Room
 from syncd.rooms import Rooms
 from syncd.settings import Settings
 from tests.support.cluster import running_cluster
@@ -135,19 +136,24 @@ async def unload(rooms: Rooms, key: DocKey) -> None:
     await closed(rooms)
 
 
-async def test_a_cold_room_answers_from_it_and_builds_behind(
-    store: SqlStore, tmp_path: Path
-) -> None:
+async def cold_room(store: SqlStore, tmp_path: Path, name: str) -> tuple[pycrdt.Doc, Rooms, Room]:
+    """A document written by the returned replica, unloaded once, then loaded cold again by a
+    fresh Rooms (the served state kept by the unload is current)."""
     writer = pycrdt.Doc()
-    key = await stored(store, "alice/cold", big_updates(writer))
-    first = await rooms_on(store, tmp_path)
-    await unload(first, key)
-    saved = (await store.load(key)).served
-    assert saved is not None and content(saved.update) == str(writer.get("t", type=pycrdt.Text))
-
+    key = await stored(store, name, big_updates(writer))
+    await unload(await rooms_on(store, tmp_path), key)
     cold = await rooms_on(store, tmp_path)
     room = await cold.acquire(key, create=False)
     assert not room.built
+    return writer, cold, room
+
+
+async def test_a_cold_room_answers_from_it_and_builds_behind(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    writer, cold, room = await cold_room(store, tmp_path, "alice/cold")
+    saved = (await store.load(room.key)).served
+    assert saved is not None and content(saved.update) == str(writer.get("t", type=pycrdt.Text))
     answer = await room.sync_step2_for(b"\x00")
     assert answer == encode_sync(SyncStep.STEP2, saved.update)
     assert not room.built  # the answer did not wait for the replica
@@ -160,13 +166,7 @@ async def test_a_cold_room_answers_from_it_and_builds_behind(
 async def test_a_write_to_a_cold_room_lands_on_the_built_replica(
     store: SqlStore, tmp_path: Path
 ) -> None:
-    writer = pycrdt.Doc()
-    key = await stored(store, "alice/written", big_updates(writer))
-    await unload(await rooms_on(store, tmp_path), key)
-
-    cold = await rooms_on(store, tmp_path)
-    room = await cold.acquire(key, create=False)
-    assert not room.built
+    writer, cold, room = await cold_room(store, tmp_path, "alice/written")
     before = writer.get_state()
     writer.get("t", type=pycrdt.Text).insert(0, "written while cold\n")
     origin = Origin.http("alice", privileged=False)
@@ -175,7 +175,7 @@ async def test_a_write_to_a_cold_room_lands_on_the_built_replica(
     await room.readable()
     assert content(room.full_update()) == str(writer.get("t", type=pycrdt.Text))
     # The stored served state is stale now: the next cold load takes the usual path.
-    assert (await store.load(key)).served is None
+    assert (await store.load(room.key)).served is None
     await closed(cold)
 
 
@@ -275,8 +275,6 @@ async def test_a_write_on_another_node_reaches_a_client_answered_from_it(
 async def test_a_replica_ahead_of_the_store_keeps_nothing(store: SqlStore) -> None:
     """While a batch is applied but not committed (or a commit failed and the replica waits
     to be reloaded), the replica holds what the store does not: it must not be kept."""
-    from syncd.room import Room
-
     writer = pycrdt.Doc()
     key = await stored(store, "alice/ahead", big_updates(writer))
     room = Room(key, GroupCommit(store))
