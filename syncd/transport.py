@@ -51,7 +51,7 @@ import logging
 import random
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -63,6 +63,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.datastructures import Headers
 from websockets.exceptions import PayloadTooBig
 from websockets.frames import CloseCode as WsCloseCode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
@@ -100,6 +101,7 @@ CLOSE_STALL_SECONDS = 10.0
 # frame is not lost to a TCP reset, waiting for the client to close its side.
 REFUSAL_LINGER_SECONDS = 5.0
 TOO_LARGE = 4413  # DESIGN.md §1.4: message over the limit
+PONG_FRAME = 0x8A  # FIN set, no reserved bits, opcode 10
 
 _SCOPE_KEY = "syncd.transport"
 
@@ -498,14 +500,40 @@ class _FrameLimitedServerProtocol(ServerProtocol):
     frame, so raising it takes effect with the next one.
     """
 
-    # The request was parsed and bounded by httptools: only frames follow. Protocol's parser
-    # itself, not a generator delegating to it (one generator frame less per socket).
-    parse = Protocol.parse
+    def parse(self) -> _LazyParser:  # type: ignore[override]
+        # The request was parsed and bounded by httptools: only frames follow.
+        return _LazyParser(self)
 
     def fail(self, code: int, reason: str = "") -> None:  # type: ignore[override]
         if code == WsCloseCode.MESSAGE_TOO_BIG:
             code, reason = TOO_LARGE, f"message over {self.max_message_size} bytes"
         super().fail(code, reason)
+
+
+class _LazyParser:
+    """``websockets``' frame parser (``Protocol.parse``, a generator), made when it is first
+    given a frame: the WebSocket protocol reads binary messages and pongs itself, so an idle
+    socket's parser would be two suspended generator frames (~0.45 KiB) it never needed.
+    ``Protocol`` steps it with ``next()`` after feeding its reader; the first step, in
+    ``Protocol.__init__``, finds nothing to parse."""
+
+    __slots__ = ("_parser", "_protocol")
+
+    def __init__(self, protocol: Protocol) -> None:
+        self._protocol = protocol
+        self._parser: Generator[None, None, None] | None = None
+
+    def __iter__(self) -> _LazyParser:
+        return self
+
+    def __next__(self) -> None:
+        parser = self._parser
+        if parser is None:
+            if not self._protocol.reader.buffer and not self._protocol.reader.eof:
+                return None  # as the parser would: it waits for data
+            # Started with data already fed, it parses that until it waits for more.
+            parser = self._parser = Protocol.parse(self._protocol)
+        return next(parser)
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
@@ -696,6 +724,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             kind, start, stop = scan(data, pos, conn.max_message_size)
             if kind is Scan.MESSAGE:
                 self._message(unmask(data, start, stop))
+            elif kind is Scan.OTHER and data[pos] == PONG_FRAME and 0x80 <= data[pos + 1] <= 0xFD:
+                # A whole, masked pong (a keepalive's answer): what websockets and uvicorn do
+                # with one, without websockets' parser.
+                self.handle_pong(Frame(Opcode.PONG, unmask(data, start, stop)))
             elif kind is Scan.OTHER:
                 self._parse(data[pos:stop])
                 if conn.parser_exc is not None:  # failed and answered: the rest is discarded

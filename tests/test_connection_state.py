@@ -56,6 +56,20 @@ async def test_a_ping_left_unanswered_closes_the_socket_1011(daemon):
         ws.abort()
 
 
+async def test_a_pong_with_another_payload_answers_nothing(daemon):
+    _fast_pings(daemon)
+    ws = await RawWebSocket.connect(daemon.port, "/v1/sync")
+    try:
+        async with asyncio.timeout(WAIT):
+            first = await ws.receive()
+            assert first.opcode == PING
+            await ws.send(frame(b"", opcode=PONG))  # unsolicited, empty: ignored
+            await ws.send(frame(bytes(b ^ 0xFF for b in first.payload), opcode=PONG))
+            assert await ws.close_code() == 1011
+    finally:
+        ws.abort()
+
+
 async def test_answered_pings_keep_the_socket_open_and_one_timer_serves_all(daemon):
     _fast_pings(daemon)
     sockets = [await RawWebSocket.connect(daemon.port, "/v1/sync") for _ in range(3)]
@@ -90,6 +104,8 @@ async def test_a_synced_pinged_socket_keeps_every_attribute_in_a_slot(daemon):
         for protocol in protocols:
             assert protocol.last_ping_rtt > 0  # a ping went and its pong came back
             assert vars(protocol) == {}
+            # Binary messages and pongs were read without websockets' parser: never made.
+            assert protocol.conn.parser._parser is None
             # Addresses as the HTTP protocol read them before the upgrade (adopt).
             assert protocol.server == ("127.0.0.1", daemon.port) and protocol.scheme == "ws"
             assert protocol.scope["client"] == protocol.client
