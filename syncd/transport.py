@@ -32,7 +32,11 @@ uvicorn's ``httptools`` and ``websockets-sansio`` protocols, with the bounds a p
 - **Idle sockets** hold as little as the protocol allows (benchmarks/RESULTS.md, "Connection
   cost"): the receive queue and the writable flag are ``socket_waits``' instead of asyncio's
   (no deques), the handshake's request and response are dropped once answered, and keepalive
-  pings come from one timer per server (``keepalive.py``) instead of one per socket.
+  pings come from one timer per server (``keepalive.py``) instead of one per socket. The
+  protocol's attributes are slots (no instance dict), pongs are read with binary messages so
+  ``websockets``' parser is made only for another kind of frame, the headers clients send
+  alike are held once (``shared_headers.py``), and the endpoint's coroutine is awaited with no
+  ASGI layer suspended above it (``socket_front.flat_app``).
 - **Closing.** asyncio's ``close()`` waits until the client has read everything buffered, which a
   client that stopped reading never does; a closing connection whose buffer does not shrink for
   :data:`CLOSE_STALL_SECONDS` is aborted. :func:`aborter` lets the application drop a connection
