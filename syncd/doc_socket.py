@@ -81,11 +81,15 @@ async def doc_socket(ws: WebSocket) -> None:
     daemon: Daemon = ws.app.state.daemon
     await ws.accept()
     doc = f"{ws.path_params['owner']}/{ws.path_params['name']}"
-    # Read once, not through ws.headers / ws.query_params: those keep their parsed copy (the
-    # token twice over) on the WebSocket for as long as it is open.
-    token = bearer_token(Headers(scope=ws.scope), QueryParams(ws.scope.get("query_string", b"")))
+    # Read once, not through ws.headers / ws.query_params (they keep their parsed copy on the
+    # WebSocket), and into no local variable: this frame lives as long as the socket.
     try:
-        admission = await admit(daemon.access, daemon.rooms, token, doc)
+        admission = await admit(
+            daemon.access,
+            daemon.rooms,
+            bearer_token(Headers(scope=ws.scope), QueryParams(ws.scope.get("query_string", b""))),
+            doc,
+        )
     except Refusal as refusal:
         await _refuse(ws, refusal)
         return
