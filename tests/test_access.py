@@ -221,9 +221,10 @@ async def test_service_reads_its_tenant_only(any_daemon):
 
 
 async def test_token_expiry_closes_live_connection(daemon):
-    token = daemon.token("alice", ttl=1)
+    # Whole seconds (iat truncated): ttl=1 may leave too little to connect; 3 leaves 2 at least.
+    token = daemon.token("alice", ttl=3)
     c = await YClient(daemon.ws_url("alice/short", token)).connect()
-    await c.wait(c.closed, timeout=5)
+    await c.wait(c.closed, timeout=10)
     assert c.close_code == 4401 and c.close_reason == "token expired"
     await c.close()
 

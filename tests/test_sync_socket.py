@@ -324,10 +324,12 @@ async def test_token_for_an_open_document_and_close_before_auth(daemon):
 
 async def test_token_expiry_closes_that_document_only(daemon):
     async with hp_client(daemon) as client:
-        short = client.open("alice/brief", daemon.token("alice", ttl=1))
+        # Tokens carry whole seconds (iat truncated): ttl=1 may leave a few milliseconds, too
+        # few to open the document on a loaded machine; ttl=3 leaves two seconds at least.
+        short = client.open("alice/brief", daemon.token("alice", ttl=3))
         lasting = client.open("alice/lasting", daemon.token("alice"))
         await opened(client, short, lasting)
-        await client.wait_until(lambda: short.closed is not None, timeout=5)
+        await client.wait_until(lambda: short.closed is not None, timeout=10)
         assert short.denied == short.closed == "token expired"
         mapping(lasting)["still"] = "open"
         await client.wait_until(lambda: lasting.unsynced == 0)
