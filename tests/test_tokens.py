@@ -67,6 +67,58 @@ def test_hs256_defaults_and_claims():
         keys.verify(bad_sub)
 
 
+def test_verified_tokens_are_remembered_until_they_expire(monkeypatch):
+    import syncd.tokens as tokens
+
+    keys = TokenKeys(secret="s" * 32)
+    decoded: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(
+        tokens.jwt,
+        "decode",
+        lambda token, *a, **k: decoded.append(token) or real_decode(token, *a, **k),
+    )
+    token = keys.mint("bob", ttl=60)
+    first = keys.verify(token)
+    assert keys.verify(token) == first
+    assert decoded == [token]  # the second check did not decode again
+    # Another string is checked in full, whatever was verified before: a forged signature fails.
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    with pytest.raises(InvalidToken, match="invalid"):
+        keys.verify(forged)
+    # Remembered, it still expires at its exp, as PyJWT would say (PyJWT reads the clock through
+    # datetime, which this test leaves alone: only the cache's check sees the later time).
+    later = time.time() + 61
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    with pytest.raises(InvalidToken, match="expired"):
+        keys.verify(token)
+    assert decoded == [token, forged]
+    keys.verify(token)  # forgotten: decoded again (and valid again by PyJWT's real clock)
+    assert decoded == [token, forged, token]
+
+
+def test_verified_tokens_kept_are_bounded(monkeypatch):
+    import syncd.tokens as tokens
+
+    monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 2)
+    keys = TokenKeys(secret="s" * 32)
+    decoded: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(
+        tokens.jwt,
+        "decode",
+        lambda token, *a, **k: decoded.append(token) or real_decode(token, *a, **k),
+    )
+    a, b, c = (keys.mint(name, ttl=60) for name in ("ann", "ben", "cat"))
+    for token in (a, b, a, c):  # a was used again, so b is the oldest when c arrives
+        keys.verify(token)
+    assert decoded == [a, b, c]
+    keys.verify(a)
+    keys.verify(b)
+    assert decoded == [a, b, c, b]
+
+
 def test_cli_token_uses_the_daemons_key(tmp_path):
     out = subprocess.run(
         [
