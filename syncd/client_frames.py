@@ -4,10 +4,10 @@ Every y-protocols message arrives as one final, masked, binary frame (browsers a
 fragment what they send). ``websockets``' parser reads each frame through a chain of generators
 and a ``Frame`` object, then uvicorn's event loop over them: at scenario R3 of the benchmarks
 that was about 7 % of the daemon's CPU. :func:`scan` finds where a frame ends from its header
-alone, so that the WebSocket protocol (``transport.py``) unmasks such a frame itself and hands
-every other frame (control frames, text, fragments), whole, to ``websockets``, which answers
-those as it always did. Nothing else changes hands: ``websockets`` only ever sees complete frames
-from a frame boundary, so its parser is never left halfway through one of them.
+alone, so that the WebSocket protocol (``websocket_protocol.py``) unmasks such a frame itself
+and hands every other frame (control frames, text, fragments), whole, to ``websockets``, which
+answers those as it always did. Nothing else changes hands: ``websockets`` only ever sees
+complete frames from a frame boundary, so its parser is never left halfway through one of them.
 """
 
 from __future__ import annotations

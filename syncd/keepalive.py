@@ -19,7 +19,7 @@ __all__ = ["Keepalive", "Pinged"]
 
 
 class Pinged(Protocol):
-    """A socket as :class:`Keepalive` drives it (``transport.WebSocketProtocol``)."""
+    """A socket as :class:`Keepalive` drives it (``websocket_protocol.WebSocketProtocol``)."""
 
     ping_interval: float | None
     ping_timeout: float | None

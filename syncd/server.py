@@ -14,7 +14,7 @@ import resource
 
 import uvicorn
 
-from . import transport
+from . import server_protocols, websocket_protocol
 from .app import create_app
 from .daemon import Daemon
 from .settings import Settings
@@ -40,9 +40,9 @@ _TOKEN_PARAM = re.compile(r"(token=)[^&\s\"']+")
 
 class RedactTokens(logging.Filter):
     """uvicorn logs a WebSocket's path with its query string, ``?token=JWT`` included (at debug
-    on ``syncd.sockets``, transport.SOCKET_LOG; ``access_log=False`` does not cover it). Bearer
-    tokens must not end up in logs, so their values are replaced before the record is
-    formatted."""
+    on ``syncd.sockets``, websocket_protocol.SOCKET_LOG; ``access_log=False`` does not cover
+    it). Bearer tokens must not end up in logs, so their values are replaced before the record
+    is formatted."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
@@ -56,7 +56,7 @@ class RedactTokens(logging.Filter):
 
 
 def redact_tokens_in_logs() -> None:
-    for name in ("uvicorn.error", "uvicorn.access", transport.SOCKET_LOG.name):
+    for name in ("uvicorn.error", "uvicorn.access", websocket_protocol.SOCKET_LOG.name):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
@@ -79,11 +79,11 @@ class DaemonServer(uvicorn.Server):
 
 
 def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
-    # syncd's own protocols (syncd/transport.py): bounded request heads, per-address pending
+    # syncd's own protocols (syncd/server_protocols.py): bounded request heads, per-address pending
     # connections, 4413 from a frame's header, closes that cannot hang.
-    http, ws = transport.protocols(settings)
-    # A line per socket opened at debug only (an access log; see transport.SOCKET_LOG).
-    transport.SOCKET_LOG.setLevel(
+    http, ws = server_protocols.protocols(settings)
+    # A line per socket opened at debug only (an access log; see websocket_protocol.SOCKET_LOG).
+    websocket_protocol.SOCKET_LOG.setLevel(
         logging.DEBUG if settings.log_level.lower() in ("debug", "trace") else logging.WARNING
     )
     return uvicorn.Config(

@@ -57,7 +57,8 @@ class Settings:
     # Database deadline: every store operation (taking a connection, its statements, the
     # commit) fails with "storage unavailable" after this long; /healthz's ping after at most 2 s.
     database_timeout_seconds: float = 5.0
-    # Transport hardening (syncd/transport.py, peer.py); at each bound: docs/protocol.md "Limits".
+    # Transport hardening (syncd/server_protocols.py, peer.py); at each bound: docs/protocol.md
+    # "Limits".
     # A request head must be complete within request_timeout_seconds; an address with
     # max_pending_per_address incomplete requests has further connections closed at once (0: off).
     request_timeout_seconds: float = 10.0

@@ -1,5 +1,5 @@
 """The one-pass reading of client frames (syncd/client_frames.py and the WebSocket protocol in
-syncd/transport.py): the same frames as ``websockets``' parser finds, and nothing lost or
+syncd/websocket_protocol.py): the same frames as ``websockets``' parser finds, and nothing lost or
 reordered over a real socket however the stream is cut."""
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from syncd.socket_front import SocketFront, flat_app, socket_front
 from syncd.socket_waits import ReceiveQueue, WaitFlag
-from syncd.transport import SOCKET_LOG
+from syncd.websocket_protocol import SOCKET_LOG
 from tests.support.raw_websocket import RawWebSocket, frame
 from tests.support.servers import free_port
 from tests.support.yclient import YClient

@@ -1,6 +1,6 @@
 """syncd/shared_headers.py: headers that clients send alike are held once, in order and equal;
 per-client ones (the handshake key, cookies, authorization) are never shared; the table is
-bounded. And a WebSocket's scope gets them (syncd/transport.py)."""
+bounded. And a WebSocket's scope gets them (syncd/websocket_protocol.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The transport's bounds (syncd/transport.py, peer.py): what one connection can cost.
+"""The transport's bounds (syncd/server_protocols.py, peer.py): what one connection can cost.
 
 Slow request heads, too many connections being opened from one address, oversized frames (refused
 with 4413 from their header), long upgrade requests, and readers that stop reading: each costs at
