@@ -20,12 +20,14 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from .sealed_rows import Sealer
 from .store import DocKey, DocumentDeleted, NewUpdate, StoreUnavailable
 
 __all__ = ["SqliteAppender"]
+
+_Seqs = dict[DocKey, list[int] | DocumentDeleted]
 
 _BUMP_POSITION = "UPDATE syncd_feed_position SET pos = pos + ? WHERE id = 1 RETURNING pos"
 _BUMP_DOCUMENT = (
@@ -73,16 +75,22 @@ class SqliteAppender:
                 nothing is stored.
         """
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._executor, self._append, batch, ids, now, seal)
+        done: asyncio.Future[_Seqs] = loop.create_future()
+        job = self._executor.submit(self._append, batch, ids, now, seal)
+        job.add_done_callback(lambda finished: _hand_over(loop, finished, done))
+        # The deadline proper is SQLite's busy_timeout (a lock held elsewhere: the thread gives
+        # up, rolls back, nothing is stored). This one only bounds a thread stuck in the file
+        # system (an fsync that never returns), which nothing can interrupt. The transaction may
+        # yet commit: the room refuses the batch and clients send it again (an update applied
+        # twice is harmless), so nothing acknowledged is lost.
+        stuck = loop.call_later(2 * self._timeout + 1, _give_up, done, 2 * self._timeout + 1)
         try:
-            # The deadline proper is SQLite's busy_timeout (a lock held elsewhere: the thread
-            # gives up, rolls back, nothing is stored). This one only bounds a thread stuck in
-            # the file system (an fsync that never returns), which nothing can interrupt.
-            return await asyncio.wait_for(asyncio.shield(job), 2 * self._timeout + 1)
-        except TimeoutError:
-            # The transaction may yet commit. The room refuses the batch and clients send it
-            # again (an update applied twice is harmless), so nothing acknowledged is lost.
-            raise StoreUnavailable(f"append stuck for {2 * self._timeout + 1:g}s") from None
+            # Not wait_for(shield(run_in_executor(...))): each of those layers is a callback of
+            # its own, so the result reached the committer four loop turns after the thread
+            # finished, each turn queued behind every socket read of that turn. Here it is one.
+            return await done
+        finally:
+            stuck.cancel()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -161,3 +169,26 @@ class SqliteAppender:
         if rows:
             conn.executemany(_INSERT_UPDATE, rows)
         return seqs
+
+
+def _hand_over(
+    loop: asyncio.AbstractEventLoop, finished: Future[_Seqs], done: asyncio.Future[_Seqs]
+) -> None:
+    """On the writer thread: pass the transaction's outcome to the loop, in one callback."""
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+        loop.call_soon_threadsafe(_settle, finished, done)
+
+
+def _settle(finished: Future[_Seqs], done: asyncio.Future[_Seqs]) -> None:
+    if done.done():  # given up on (stuck), or its caller was cancelled
+        return
+    exc = finished.exception()
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(finished.result())
+
+
+def _give_up(done: asyncio.Future[_Seqs], seconds: float) -> None:
+    if not done.done():
+        done.set_exception(StoreUnavailable(f"append stuck for {seconds:g}s"))
