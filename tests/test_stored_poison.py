@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from crdt.schemas import Journal
-from storage.sql import engine_url
+from storage.engine import engine_url
 from syncd.tokens import TokenKeys
 from tests.support.crafted import deep_any, string_parent, text_item, zero_length
 from tests.support.servers import SECRET, DaemonProcess
