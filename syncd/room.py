@@ -3,12 +3,13 @@
 The path of an update, and why it is ordered so:
 
 1. a peer's update passes the strict decoder (``crdt.update_format``) and is queued in the room;
-2. the room's flush task applies the batch to the in-memory document, one update at a time: an
-   update that yrs refuses or panics on (shapes only a document can judge, e.g. an item whose
-   parent is not a shared type) is rejected there, its sender closed with 4400, and the replica
-   rebuilt from the store plus the batch's good updates (a failed apply may leave it damaged);
+2. the room's flush task applies the batch to the in-memory document, one update at a time
+   (``syncd/batch_apply.py``): an update that yrs refuses or panics on (shapes only a document
+   can judge, e.g. an item whose parent is not a shared type) is rejected there, its sender
+   closed with 4400, and the replica rebuilt from the store plus the batch's good updates (a
+   failed apply may leave it damaged);
 3. it hands the good updates to the group commit and waits for the commit;
-4. only then are they sent to the other peers.
+4. only then are they sent to the other peers and nodes (``syncd/fan_out.py``).
 
 While a batch is applied but not yet committed, nothing reads the replica: sync answers, joins
 and the HTTP state wait for :meth:`Room.readable`. So everything any client or service can see
@@ -23,6 +24,12 @@ the replica *after* answering: joins get our step 1 from its state vector, new c
 step 2 from its bytes, and the first reader, write or answer to anyone else builds the replica
 from the snapshot and tail (:meth:`Room.restore_later`). Nothing has been applied before then,
 so the served state is exactly the committed state those answers need.
+
+``Room`` is the one class callers use; it owns the pieces that are concepts of their own, each
+in its module: the bounded queue of uncommitted updates (``syncd/pending_updates.py``), the
+commits of other nodes and the gaps they leave (``syncd/catch_up.py``), and the errors readers
+and writers meet (``syncd/room_errors.py``). What stays here is what needs the whole room: the
+flush task, the readable gate and the reload of a stale replica, the peers and their presence.
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pycrdt
 
@@ -44,7 +50,7 @@ from crdt.contains import Knowledge, contains_update
 from crdt.protocol import ProtocolError, SyncStep, encode_awareness, encode_sync
 from crdt.replay import replay
 from crdt.update_format import UpdateShape, decode_delete_set, decode_update
-from crdt.updates import EMPTY_UPDATE, decode_state_vector, merge
+from crdt.updates import EMPTY_UPDATE, decode_state_vector
 from crdt.yrs_guard import YrsFailure, apply_update, guarded
 from storage import (
     DocKey,
@@ -57,29 +63,25 @@ from storage import (
 )
 from storage.served_state import ServedState
 
+from .batch_apply import apply_batch
 from .broker import Broker, LocalBroker, PresenceChanged, UpdatesCommitted
+from .catch_up import CatchUp
+from .fan_out import fan_out
 from .member import Member
 from .origin import Origin
 from .peer import CloseCode, PeerState
+from .pending_updates import Incoming, PendingUpdates
 from .presence import Presence
-from .seq_ranges import SeqRanges
+from .room_errors import RoomClosed, StaleLineage, UpdateRejected
 
-__all__ = ["Room", "RoomClosed", "RoomState", "UpdateRejected"]
+# RoomClosed, StaleLineage and UpdateRejected live in room_errors.py; callers import them here.
+__all__ = ["Room", "RoomClosed", "RoomState", "StaleLineage", "UpdateRejected"]
 
 log = logging.getLogger("syncd.room")
 
 # Updates committed, merged and sent together at most: merging grows quadratically with the
 # number of updates (see crdt.updates.merge), so a burst is handled as several rounds.
 MAX_BATCH = 256
-
-# Beyond this many writers in one batch, everyone gets the full merged update (their own edits
-# echoed back, which Yjs ignores) instead of one merge per writer.
-_MAX_PERSONAL_MERGES = 8
-
-
-# How long a missing seq may stay missing before it is read from the store: another node's
-# message for it is usually a moment behind ours.
-GAP_GRACE_SECONDS = 0.15
 
 # How long a reader waits for the replica to be readable (a commit in flight, a reload after a
 # failed one) before it is told to come back later (1013).
@@ -92,46 +94,6 @@ _EMPTY_STATE_VECTOR = b"\x00"
 class RoomState(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
-
-
-class RoomClosed(RuntimeError):
-    """The room closed (unloaded, deleted, shutting down) or cannot be read now; ``code`` is
-    the close code for a connection that met it (4404 deleted, 1001 shutdown, else 1013)."""
-
-    _REASONS = {
-        CloseCode.NOT_FOUND: "document deleted",
-        CloseCode.GOING_AWAY: "server shutting down",
-    }
-
-    def __init__(self, detail: str, code: int = CloseCode.TRY_AGAIN_LATER) -> None:
-        super().__init__(detail)
-        self.code = code
-
-    @property
-    def reason(self) -> str:
-        """What to tell the client (the detail names the tenant: for the log only)."""
-        return self._REASONS.get(self.code, "document closed, reconnect")
-
-
-class UpdateRejected(ProtocolError):
-    """An update the document cannot take (yrs refused or panicked applying it): 4400 / 400."""
-
-
-class StaleLineage(ProtocolError):
-    """An update holding structs of a lineage the document's history was rewritten away from
-    (``storage/lineage_fence.py``): refused whole, 4400 / 400."""
-
-
-@dataclass(slots=True)
-class _Incoming:
-    origin: Origin
-    data: bytes
-    done: asyncio.Future[int] | None = None  # resolved with the seq once stored
-
-    @property
-    def peer(self) -> Member | None:
-        """The connection that sent it (None: HTTP, a service, a restore)."""
-        return self.origin.peer
 
 
 class Room:
@@ -157,19 +119,10 @@ class Room:
         self.epoch = ""  # the lineage the replica is of (storage/served_state.py keys on it)
         self.fence: dict[int, int] = {}  # rewritten lineages' clocks (storage/lineage_fence.py)
         self._broker: Broker = broker if broker is not None else LocalBroker()
-        # Which seqs the replica holds; other nodes' commits arrive out of order (syncd/broker.py).
-        self._held = SeqRanges()
-        self._known = 0  # the highest seq we have been told is committed
-        self._waiting: dict[int, UpdatesCommitted] = {}  # other nodes' updates beyond a gap
-        self._gap_timer: asyncio.TimerHandle | None = None
-        self._fill_now = False
-        self._remote: list[UpdatesCommitted] = []  # received, not yet applied
+        # Which seqs the replica holds, and getting those committed elsewhere (syncd/catch_up.py).
+        self._catch_up = CatchUp(key, commit.store)
         self._commit = commit
-        self._pending: list[_Incoming] = []
-        self._pending_bytes = 0
-        self._max_pending_bytes = max_pending_bytes
-        self._space = asyncio.Event()
-        self._space.set()
+        self._pending = PendingUpdates(max_pending_bytes)
         self._flush_task: asyncio.Task[None] | None = None
         self._bytes_since_snapshot = 0
         self._compact_after_updates = compact_after_updates
@@ -200,7 +153,7 @@ class Room:
     @property
     def seq(self) -> int:
         """The highest seq the replica holds."""
-        return self._held.highest
+        return self._catch_up.held.highest
 
     def __repr__(self) -> str:
         return f"<Room {self.key} {self.state.value} peers={len(self.peers)} seq={self.seq}>"
@@ -228,8 +181,7 @@ class Room:
         return self._deferred is None
 
     def _adopt(self, loaded: LoadedDoc) -> None:
-        self._held.reset(loaded.seq)
-        self._waiting = {s: u for s, u in self._waiting.items() if u.first_seq > loaded.seq}
+        self._catch_up.adopt(loaded.seq)
         self.snapshot_seq = loaded.snapshot_seq
         self.epoch = loaded.epoch
         self.fence = loaded.fence
@@ -265,7 +217,7 @@ class Room:
         return (
             not self.peers
             and not self._pending
-            and not self._remote
+            and not self._catch_up.has_received
             and self._flush_task is None
             and self._reload_task is None
         )
@@ -310,7 +262,7 @@ class Room:
         committed, a failed commit, a gap behind other nodes: nothing to keep)."""
         if self._served is not None:
             return self._served
-        if self._stale or self._lagging() or not self._committed.is_set():
+        if self._stale or self._catch_up.lagging or not self._committed.is_set():
             return None
         return ServedState(self.seq, self.doc.get_state(), self.full_update())
 
@@ -457,8 +409,9 @@ class Room:
         writer faster than the database is slowed down at its socket instead of filling memory.
         Returns ``None`` without queueing if the peer lost its write access meanwhile.
         """
-        while not self._space.is_set():
-            await self._space.wait()
+        space = self._pending.space
+        while not space.is_set():
+            await space.wait()
         self._raise_if_closed()
         peer = origin.peer
         if peer is not None and (peer.readonly or peer.state is not PeerState.OPEN):
@@ -471,10 +424,7 @@ class Room:
             if done is not None:
                 done.set_result(self.seq)
             return done
-        self._pending.append(_Incoming(origin, update, done))
-        self._pending_bytes += len(update)
-        if self._pending_bytes >= self._max_pending_bytes:
-            self._space.clear()
+        self._pending.append(Incoming(origin, update, done))
         if self._flush_task is None:
             self._flush_task = asyncio.create_task(self._flush(), name=f"flush-{self.key}")
         return done
@@ -484,23 +434,17 @@ class Room:
     async def _flush(self) -> None:
         self._build()  # nothing is applied to a replica not built yet
         try:
-            while self.state is RoomState.OPEN and (
-                self._pending or self._remote or self._fill_now
-            ):
+            while self.state is RoomState.OPEN and (self._pending or self._catch_up.due):
                 if self._stale:
                     await self._reload()
                     continue
                 self._committed.clear()
                 try:
-                    if self._remote or self._fill_now:
-                        await self._take_remote()
+                    if self._catch_up.due:
+                        if not await self._catch_up.take(self._apply_committed):
+                            self._stale = True
                     else:
-                        batch = self._pending[:MAX_BATCH]
-                        del self._pending[:MAX_BATCH]
-                        self._pending_bytes -= sum(len(i.data) for i in batch)
-                        if self._pending_bytes < self._max_pending_bytes:
-                            self._space.set()
-                        await self._commit_and_apply(batch)
+                        await self._commit_and_apply(self._pending.take(MAX_BATCH))
                 finally:
                     self._settle_readable()
                 # Let readers woken by that run before the next batch clears the flag again.
@@ -508,7 +452,7 @@ class Room:
         finally:
             self._flush_task = None
 
-    async def _commit_and_apply(self, batch: list[_Incoming]) -> None:
+    async def _commit_and_apply(self, batch: list[Incoming]) -> None:
         try:
             batch = await self._try_apply(batch)
         except StoreUnavailable as exc:  # rebuilding after a rejected update needs the store
@@ -521,75 +465,39 @@ class Room:
             seqs = await self._commit.submit(self.key, items)
         except DocumentDeleted as exc:  # deleted elsewhere (another node, a direct delete)
             for i in batch:
-                self._settle(i, RoomClosed(str(exc), CloseCode.NOT_FOUND))
+                i.failed(RoomClosed(str(exc), CloseCode.NOT_FOUND))
             self._stale = True  # never read again: the room closes
             self.close(CloseCode.NOT_FOUND, "document deleted")
             return
         except Exception as exc:
             self._refuse_batch(batch, exc)
             return
-        self._held.add(seqs[0], seqs[-1])
+        self._catch_up.held.add(seqs[0], seqs[-1])
         self._bytes_since_snapshot += sum(len(i.data) for i in batch)
         for i, seq in zip(batch, seqs, strict=True):
-            if i.done is not None and not i.done.done():
-                i.done.set_result(seq)
-        self._fan_out(batch, seqs)
-        self._apply_waiting()
+            i.stored(seq)
+        fan_out(self.key, batch, seqs, self.peers, self._broker)
+        self._catch_up.apply_waiting(self._apply_committed)
         if self._on_compact is not None and (
             self.seq - self.snapshot_seq >= self._compact_after_updates
             or self._bytes_since_snapshot >= self._compact_after_bytes
         ):
             self._on_compact(self)
 
-    async def _try_apply(self, batch: list[_Incoming]) -> list[_Incoming]:
-        """Apply each update to the replica; return those it took.
-
-        One that yrs refuses is rejected: its sender is closed with 4400, its later updates
-        (which depend on it) are dropped, and the replica, which the failed apply may have
-        damaged, is rebuilt from the store plus the updates of this batch taken so far.
-        """
-        taken: list[_Incoming] = []
-        rejected: set[Member] = set()
-        for i in batch:
-            if i.peer is not None and i.peer in rejected:
-                self._settle(i, UpdateRejected("an earlier update of this connection was rejected"))
-                continue
-            try:
-                apply_update(self.doc, i.data)
-            except YrsFailure as exc:
-                log.warning(
-                    "doc %s: update from %s (%d bytes) rejected, cannot be applied: %s",
-                    self.key,
-                    i.peer.id if i.peer is not None else i.origin.stored_as,
-                    len(i.data),
-                    exc,
-                )
-                self._settle(i, UpdateRejected(f"update cannot be applied: {exc}"))
-                if self.on_rejected is not None:
-                    self.on_rejected()
-                if i.peer is not None:
-                    rejected.add(i.peer)
-                    i.peer.close(CloseCode.MALFORMED, "update cannot be applied to the document")
-                self.doc = await self._rebuilt([t.data for t in taken])
-                continue
-            taken.append(i)
-        self._changed()
-        if rejected:
-            self._drop_pending_of(rejected, UpdateRejected("an earlier update was rejected"))
-        return taken
-
-    async def _rebuilt(self, uncommitted: list[bytes]) -> pycrdt.Doc:
-        loaded = await self._commit.store.load(self.key)  # raises StoreUnavailable
-        if loaded is None:
-            raise RoomClosed(f"document {self.key} was deleted")
-        result = replay(
-            loaded.snapshot, loaded.numbered_tail(), snapshot_checked=loaded.snapshot_checked
+    async def _try_apply(self, batch: list[Incoming]) -> list[Incoming]:
+        """Apply each update to the replica; return those it took (``syncd/batch_apply.py``:
+        one that yrs refuses closes its sender with 4400 and the replica is rebuilt)."""
+        applied = await apply_batch(
+            self.doc, batch, key=self.key, store=self._commit.store, on_rejected=self.on_rejected
         )
-        for update in uncommitted:
-            apply_update(result.doc, update)  # each applied cleanly a moment ago
-        return result.doc
+        self.doc = applied.doc
+        self._changed()
+        if applied.rejected:
+            earlier = UpdateRejected("an earlier update was rejected")
+            self._drop_pending_of(applied.rejected, earlier)
+        return applied.taken
 
-    def _refuse_batch(self, batch: list[_Incoming], exc: Exception) -> None:
+    def _refuse_batch(self, batch: list[Incoming], exc: Exception) -> None:
         """Nothing of ``batch`` was stored and nobody has seen it, but the replica may hold it:
         the room turns stale (reloaded before anyone reads it). The senders still hold their
         updates (a Yjs client keeps its state) and send them again when they reconnect, so
@@ -602,26 +510,14 @@ class Room:
         # each sender's causal chain. They all come back with the reconnect.
         self._drop_pending_of(senders, exc)
         for i in batch:
-            self._settle(i, exc)
+            i.failed(exc)
         for peer in senders:
             peer.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry later")
         self._start_reload()
 
     def _drop_pending_of(self, senders: set[Member], exc: Exception) -> None:
-        dropped = [i for i in self._pending if i.peer in senders]
-        if not dropped:
-            return
-        self._pending = [i for i in self._pending if i.peer not in senders]
-        self._pending_bytes -= sum(len(i.data) for i in dropped)
-        if self._pending_bytes < self._max_pending_bytes:
-            self._space.set()
-        for i in dropped:
-            self._settle(i, exc)
-
-    @staticmethod
-    def _settle(i: _Incoming, exc: Exception) -> None:
-        if i.done is not None and not i.done.done():
-            i.done.set_exception(exc)
+        for i in self._pending.drop_from(senders):
+            i.failed(exc)
 
     async def _reload(self) -> None:
         """Replace a stale replica by what the store holds, retrying while it is away."""
@@ -662,36 +558,6 @@ class Room:
             self.snapshot_seq = upto_seq
             self._bytes_since_snapshot = 0
 
-    def _fan_out(self, batch: list[_Incoming], seqs: list[int]) -> None:
-        merged = _merged([i.data for i in batch])
-        if merged is not None:
-            everyone = [encode_sync(SyncStep.UPDATE, merged)]
-            self._broker.publish(
-                self.key, UpdatesCommitted(self._broker.node_id, seqs[0], seqs[-1], merged)
-            )
-        else:
-            everyone = [encode_sync(SyncStep.UPDATE, i.data) for i in batch]
-            for i, seq in zip(batch, seqs, strict=True):
-                self._broker.publish(
-                    self.key, UpdatesCommitted(self._broker.node_id, seq, seq, i.data)
-                )
-        writers: dict[Member, list[bytes]] = {}
-        for i in batch:
-            if i.peer is not None:
-                writers.setdefault(i.peer, []).append(i.data)
-        if len(writers) > _MAX_PERSONAL_MERGES:
-            writers = {}
-        for peer in tuple(self.peers):
-            own = writers.get(peer)
-            if own is None:
-                for message in everyone:
-                    peer.send(message)
-                continue
-            others = [i.data for i in batch if i.peer is not peer]
-            if others:
-                for message in _update_messages(others):
-                    peer.send(message)
-
     def _broadcast(self, message: bytes, exclude: Member | None) -> None:
         for peer in tuple(self.peers):
             if peer is not exclude:
@@ -703,17 +569,14 @@ class Room:
         """Another node committed ``event``'s updates: apply them in seq order, then fan out."""
         if self.state is not RoomState.OPEN:
             return
-        self._known = max(self._known, event.last_seq)
-        self._remote.append(event)
+        self._catch_up.received(event)
         self._kick()
 
     def catch_up(self, committed_seq: int) -> None:
         """The store says the document is at ``committed_seq`` (a resync after messages may
         have been lost): fetch whatever the replica lacks, now."""
-        if self.state is not RoomState.OPEN or committed_seq <= self._held.highest:
+        if self.state is not RoomState.OPEN or not self._catch_up.told(committed_seq):
             return
-        self._known = max(self._known, committed_seq)
-        self._fill_now = True
         self._committed.clear()
         self._kick()
 
@@ -745,76 +608,34 @@ class Room:
         if self._flush_task is None and self.state is RoomState.OPEN:
             self._flush_task = asyncio.create_task(self._flush(), name=f"flush-{self.key}")
 
-    def _lagging(self) -> bool:
-        return self._held.gap is not None or self._known > self._held.highest
-
     def _settle_readable(self) -> None:
         """Readable again unless stale or behind what we were told is committed; a lag is
         filled from the store after a short grace (the missing message is usually on its way)."""
         if self._stale:
             return
-        if not self._lagging():
+        if not self._catch_up.lagging:
             self._committed.set()
             return
         self._committed.clear()
-        if self._gap_timer is None and not self._fill_now:
-            self._gap_timer = asyncio.get_running_loop().call_later(GAP_GRACE_SECONDS, self._fill)
+        self._catch_up.fill_after_grace(self._kick)
 
-    def _fill(self) -> None:
-        self._gap_timer = None
-        if self._lagging():
-            self._fill_now = True
-            self._kick()
-
-    async def _take_remote(self) -> None:
-        events, self._remote = self._remote, []
-        for event in events:
-            if not self._held.holds(event.first_seq, event.last_seq):
-                self._waiting[event.first_seq] = event
-        self._apply_waiting()
-        if self._fill_now:
-            self._fill_now = False
-            await self._fill_from_store()
-
-    def _apply_waiting(self) -> None:
-        """Apply the received updates that continue the held prefix, in seq order."""
-        while (event := self._waiting.pop(self._held.upto + 1, None)) is not None:
-            self._apply_committed([(event.first_seq, event.last_seq, event.update)])
-        for first in [f for f, e in self._waiting.items() if self._held.holds(f, e.last_seq)]:
-            del self._waiting[first]
-
-    async def _fill_from_store(self) -> None:
-        target = max(self._known, self._held.highest)
-        after = self._held.upto
-        if target <= after:
-            return
-        rows = await self._commit.store.updates_between(self.key, after, target)
-        if rows is None:  # pruned meanwhile, or deleted: start again from the store
+    def _apply_committed(self, first: int, last: int, update: bytes) -> bool:
+        """Apply updates committed elsewhere and send them to every local peer (``CatchUp``'s
+        ``apply``); ``False``, the room stale, if the replica cannot take them."""
+        try:
+            apply_update(self.doc, update)
+        except YrsFailure as exc:  # checked by the node that took it: should not happen
+            log.error(
+                "doc %s: seqs %d..%d from another node failed: %s", self.key, first, last, exc
+            )
             self._stale = True
-            return
-        log.info("doc %s: filling seqs %d..%d from the store", self.key, after + 1, target)
-        self._apply_committed([(s, s, u) for s, u in rows if not self._held.holds(s, s)])
-        if self._stale:
-            return
-        self._held.add(after + 1, target)  # quarantined seqs are left out, but not missing
-        self._apply_waiting()
-
-    def _apply_committed(self, ranges: list[tuple[int, int, bytes]]) -> None:
-        """Apply updates committed elsewhere and send them to every local peer."""
-        for first, last, update in ranges:
-            try:
-                apply_update(self.doc, update)
-            except YrsFailure as exc:  # checked by the node that took it: should not happen
-                log.error(
-                    "doc %s: seqs %d..%d from another node failed: %s", self.key, first, last, exc
-                )
-                self._stale = True
-                return
-            self._held.add(first, last)
-            self._changed()
-            message = encode_sync(SyncStep.UPDATE, update)
-            for peer in tuple(self.peers):
-                peer.send(message)
+            return False
+        self._catch_up.held.add(first, last)
+        self._changed()
+        message = encode_sync(SyncStep.UPDATE, update)
+        for peer in tuple(self.peers):
+            peer.send(message)
+        return True
 
     # -- end of life ---------------------------------------------------------------------------
 
@@ -827,13 +648,10 @@ class Room:
         """Close the room and its peers; returns the peers (to await their close frames)."""
         self.state = RoomState.CLOSED
         self._close_code = code
-        if self._gap_timer is not None:
-            self._gap_timer.cancel()
+        self._catch_up.cancel()
         self._committed.set()  # wakes waiting readers, who then see the room closed
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
-        self._space.set()
-        for i in pending:  # never stored: their senders learn it (an HTTP writer gets 503)
-            self._settle(i, RoomClosed(f"room {self.key} closed"))
+        for i in self._pending.clear():  # never stored: their senders learn it (HTTP: 503)
+            i.failed(RoomClosed(f"room {self.key} closed"))
         for task in (self._reload_task, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -842,21 +660,3 @@ class Room:
             peer.close(code, reason)
         self.peers.clear()
         return peers
-
-
-def _merged(updates: list[bytes]) -> bytes | None:
-    """``updates`` merged into one, or ``None`` should yrs fail to merge what it applied one by
-    one (then they go out one by one, which says the same)."""
-    try:
-        return guarded(merge, updates)
-    except YrsFailure as exc:
-        log.warning("merging %d updates failed, sending them one by one: %s", len(updates), exc)
-        return None
-
-
-def _update_messages(updates: list[bytes]) -> list[bytes]:
-    """Sync update messages carrying ``updates``: one merged message, or one per update."""
-    merged = _merged(updates)
-    if merged is not None:
-        return [encode_sync(SyncStep.UPDATE, merged)]
-    return [encode_sync(SyncStep.UPDATE, u) for u in updates]
