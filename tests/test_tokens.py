@@ -67,17 +67,25 @@ def test_hs256_defaults_and_claims():
         keys.verify(bad_sub)
 
 
-def test_verified_tokens_are_remembered_until_they_expire(monkeypatch):
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """The tokens PyJWT is asked to decode, in order (the ones TokenKeys did not remember)."""
     import syncd.tokens as tokens
 
-    keys = TokenKeys(secret="s" * 32)
-    decoded: list[str] = []
+    calls: list[str] = []
     real_decode = jwt.decode
     monkeypatch.setattr(
         tokens.jwt,
         "decode",
-        lambda token, *a, **k: decoded.append(token) or real_decode(token, *a, **k),
+        lambda token, *a, **k: calls.append(token) or real_decode(token, *a, **k),
     )
+    return calls
+
+
+def test_verified_tokens_are_remembered_until_they_expire(monkeypatch, decoded):
+    import syncd.tokens as tokens
+
+    keys = TokenKeys(secret="s" * 32)
     token = keys.mint("bob", ttl=60)
     first = keys.verify(token)
     assert keys.verify(token) == first
@@ -98,18 +106,11 @@ def test_verified_tokens_are_remembered_until_they_expire(monkeypatch):
     assert decoded == [token, forged, token]
 
 
-def test_verified_tokens_kept_are_bounded(monkeypatch):
+def test_verified_tokens_kept_are_bounded(monkeypatch, decoded):
     import syncd.tokens as tokens
 
     monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 2)
     keys = TokenKeys(secret="s" * 32)
-    decoded: list[str] = []
-    real_decode = jwt.decode
-    monkeypatch.setattr(
-        tokens.jwt,
-        "decode",
-        lambda token, *a, **k: decoded.append(token) or real_decode(token, *a, **k),
-    )
     a, b, c = (keys.mint(name, ttl=60) for name in ("ann", "ben", "cat"))
     for token in (a, b, a, c):  # a was used again, so b is the oldest when c arrives
         keys.verify(token)
