@@ -36,17 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import build_specs, doc_names
 from pool import LoadGen
+from server_process import settled_rss
 from servers import PEER_URL, SYNCD_URL, ServerProcess, Syncd, YWebsocket, node_ready
 
 HERE = Path(__file__).resolve().parent
-
-
-def settled_rss(server: ServerProcess) -> int:
-    samples = []
-    for _ in range(5):
-        time.sleep(0.2)
-        samples.append(server.rss())
-    return int(statistics.median(samples))
 
 
 def make(name: str, workdir: Path, traced: int, syncd_cmd: str | None) -> ServerProcess:

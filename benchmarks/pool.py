@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 import psutil
-from server_process import ClientSpec, ServerProcess, die_with_parent
+from server_process import ClientSpec, ServerProcess, cpu_seconds, die_with_parent
 from servers import NODE_DIR
 
 LOADGEN = NODE_DIR / "loadgen.mjs"
@@ -107,12 +107,7 @@ class LoadGen:
         }
 
     def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in self._ps:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
+        return cpu_seconds(self._ps)
 
     def shutdown(self) -> None:
         with contextlib.suppress(Exception):

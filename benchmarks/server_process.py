@@ -14,8 +14,10 @@ import os
 import shlex
 import signal
 import socket
+import statistics
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,12 +192,7 @@ class ServerProcess:
         return total
 
     def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in self.processes():
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
+        return cpu_seconds(self.processes())
 
     def url(self, name: str) -> str:
         return self.url_template.format(port=self.port, owner=OWNER, name=name, token=self.token)
@@ -237,3 +234,22 @@ class ServerProcess:
             if any(w in line for w in ("ERROR", "Traceback", "Exception", "CRITICAL"))
         ]
         return len(hits), list(dict.fromkeys(hits))[:keep]
+
+
+def settled_rss(server: ServerProcess) -> int:
+    """The server's RSS once it has settled: the median of five samples 0.2 s apart."""
+    samples = []
+    for _ in range(5):
+        time.sleep(0.2)
+        samples.append(server.rss())
+    return int(statistics.median(samples))
+
+
+def cpu_seconds(processes: Iterable[psutil.Process]) -> float:
+    """User + system CPU seconds of ``processes`` (one gone meanwhile counts nothing)."""
+    total = 0.0
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total

@@ -5,7 +5,7 @@ stack syncd could run on (issue 10, "The stack").
 
 Each stack runs a minimal *relay* (no CRDT, no database): every binary message a client sends
 goes to every other client connected on the same path (the path is the room). One stack at a
-time, a fresh subprocess of this script (``--serve STACK``) on a free loopback port
+time, a fresh subprocess (``stack_relays.py``) on a free loopback port
 (``server_process.ServerProcess``: its own session, killed with the orchestrator):
 
 - ``syncd-uvicorn``: uvicorn on uvloop with syncd's own protocol classes
@@ -22,10 +22,10 @@ time, a fresh subprocess of this script (``--serve STACK``) on a free loopback p
   picows is not one of syncd's dependencies (``pip install picows==2.3.1``); without it that
   stack is skipped with a line saying so.
 
-The clients are Python ``websockets`` clients on uvloop, spread round-robin over ``--workers``
-processes (many connections per loop). A message is 60 bytes: writer id, seq and the
-``time.monotonic_ns()`` of its send (one clock for every process on Linux), so a receiver
-records the latency. Shapes, all with fresh servers:
+The clients (``stack_clients.py``) are Python ``websockets`` clients on uvloop, spread
+round-robin over ``--workers`` processes (many connections per loop). A message is 60 bytes:
+writer id, seq and the ``time.monotonic_ns()`` of its send (one clock for every process on
+Linux), so a receiver records the latency. Shapes, all with fresh servers:
 
 - **R1**: 50 clients on one path, 10 writing 20 messages/s each for ``--duration`` s (10,000
   deliveries/s);
@@ -43,386 +43,20 @@ from __future__ import annotations
 
 import argparse
 import array
-import asyncio
 import contextlib
-import multiprocessing as mp
-import os
-import random
-import resource
 import statistics
-import struct
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import git_commit, machine
-from server_process import ServerProcess
-
-STACKS = ("syncd-uvicorn", "uvicorn", "websockets", "picows")
-# Opt-in (--stacks): syncd's stack on asyncio's own event loop, what uvloop is worth.
-EXTRA_STACKS = ("syncd-uvicorn-asyncio",)
-HEADER = struct.Struct("!IIq")  # writer id, seq, send time (monotonic ns)
-MESSAGE_BYTES = 60
-PADDING = b"x" * (MESSAGE_BYTES - HEADER.size)
-DRAIN_SECONDS = 1.0
-CONNECT_IN_FLIGHT = 64  # per worker process
-REPLY_TIMEOUT = 120.0  # seconds a worker may take to answer one command
-
-
-def raise_open_files_limit() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-# ---------------------------------------------------------------------------- the servers
-
-
-def serve(stack: str, port: int) -> None:
-    """The relay in ``stack`` on 127.0.0.1:``port`` until SIGTERM (runs in the subprocess)."""
-    raise_open_files_limit()
-    if stack in ("syncd-uvicorn", "uvicorn", "syncd-uvicorn-asyncio"):
-        serve_uvicorn(
-            port, syncd=stack != "uvicorn", loop="asyncio" if "asyncio" in stack else "uvloop"
-        )
-    elif stack == "websockets":
-        serve_websockets(port)
-    elif stack == "picows":
-        serve_picows(port)
-    else:
-        raise SystemExit(f"unknown stack {stack!r}")
-
-
-def serve_uvicorn(port: int, syncd: bool, loop: str) -> None:
-    import uvicorn
-    from starlette.requests import HTTPConnection
-
-    rooms: dict[str, set[tuple[object, object]]] = {}
-
-    async def app(scope, receive, send):
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if scope["type"] != "websocket":
-            return
-        await receive()  # websocket.connect
-        await send({"type": "websocket.accept"})
-        write = None
-        if syncd:
-            from syncd.transport import binary_writer
-
-            write = binary_writer(HTTPConnection(scope))
-        me = (send, write)
-        room = rooms.setdefault(scope["path"], set())
-        room.add(me)
-        try:
-            while True:
-                message = await receive()
-                if message["type"] != "websocket.receive":
-                    break
-                data = message.get("bytes")
-                if data is None:
-                    continue
-                for peer in tuple(room):
-                    if peer is me:
-                        continue
-                    peer_write = peer[1]
-                    if peer_write is not None and peer_write(data):
-                        continue
-                    with contextlib.suppress(Exception):
-                        await peer[0]({"type": "websocket.send", "bytes": data})
-        finally:
-            room.discard(me)
-
-    options: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "loop": loop,
-        "ws_per_message_deflate": False,
-        "ws_ping_interval": 20.0,
-        "ws_ping_timeout": 20.0,
-        "log_level": "warning",
-        "access_log": False,
-        "lifespan": "off",
-        "timeout_graceful_shutdown": 1,
-    }
-    if syncd:
-        from syncd import server_protocols
-        from syncd.settings import Settings
-
-        settings = Settings.from_env({})
-        http, ws = server_protocols.protocols(settings)
-        options.update(http=http, ws=ws, ws_max_size=settings.max_message_bytes)
-    else:
-        options.update(http="httptools", ws="websockets-sansio")
-    uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]
-
-
-def serve_websockets(port: int) -> None:
-    import uvloop
-    import websockets
-    from websockets.asyncio.server import ServerConnection
-    from websockets.asyncio.server import serve as ws_serve
-
-    rooms: dict[str, set[ServerConnection]] = {}
-
-    async def handler(ws: ServerConnection) -> None:
-        room = rooms.setdefault(ws.request.path if ws.request else "/", set())
-        room.add(ws)
-        try:
-            async for message in ws:
-                if isinstance(message, bytes):
-                    websockets.broadcast([p for p in room if p is not ws], message)
-        finally:
-            room.discard(ws)
-
-    async def main() -> None:
-        async with ws_serve(handler, "127.0.0.1", port, compression=None, max_size=8 << 20):
-            await asyncio.Event().wait()
-
-    uvloop.run(main())
-
-
-def serve_picows(port: int) -> None:
-    import picows
-    import uvloop
-
-    rooms: dict[str, set[picows.WSTransport]] = {}
-
-    class Relay(picows.WSListener):
-        def __init__(self, path: str) -> None:
-            self.room = rooms.setdefault(path, set())
-
-        def on_ws_connected(self, transport: picows.WSTransport) -> None:
-            self.transport = transport
-            self.room.add(transport)
-
-        def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-            self.room.discard(transport)
-
-        def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-            kind = frame.msg_type
-            if kind == picows.WSMsgType.BINARY:
-                data = frame.get_payload_as_bytes()
-                for peer in self.room:
-                    if peer is not transport:
-                        peer.send(picows.WSMsgType.BINARY, data)
-            elif kind == picows.WSMsgType.CLOSE:
-                transport.send_close(frame.get_close_code())
-                transport.disconnect()
-
-    async def main() -> None:
-        server = await picows.ws_create_server(
-            lambda request: Relay(str(request.path)),
-            "127.0.0.1",
-            port,
-            use_aiofastnet=False,
-            websocket_handshake_timeout=10,
-        )
-        async with server:
-            await server.serve_forever()
-
-    uvloop.run(main())
-
-
-class RelayServer(ServerProcess):
-    def __init__(self, stack: str, workdir: Path) -> None:
-        self.name = self.label = stack
-        super().__init__(workdir, "ws://127.0.0.1:{port}/{name}")
-        self.stack = stack
-
-    def command(self) -> list[str]:
-        return [sys.executable, str(Path(__file__).resolve()), "--serve", self.stack]
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "STACK_PORT": str(self.port)}
-
-
-def stack_available(stack: str) -> str | None:
-    """Why ``stack`` cannot run here, or None."""
-    if stack == "picows":
-        try:
-            import picows  # noqa: F401
-        except ImportError:
-            return "picows is not importable here (pip install picows==2.3.1): skipped"
-    return None
-
-
-# ---------------------------------------------------------------------------- the clients
-
-
-@dataclass
-class Client:
-    wid: int
-    url: str
-    writer: bool
-    ws: object = None
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass
-class Tally:
-    since_ns: int = 1 << 62  # count only what was sent in the window
-    delivered: int = 0
-    latencies: array.array = field(default_factory=lambda: array.array("q"))
-
-
-async def read_all(ws: object, tally: Tally) -> None:
-    unpack = HEADER.unpack_from
-    clock = time.monotonic_ns
-    with contextlib.suppress(Exception):
-        async for message in ws:  # type: ignore[attr-defined]
-            now = clock()
-            _, _, sent = unpack(message)
-            if sent >= tally.since_ns:
-                tally.delivered += 1
-                tally.latencies.append(now - sent)
-
-
-async def write_schedule(ws: object, wid: int, rate: float, t0: int, duration: float) -> int:
-    period = int(1e9 / rate)
-    end = t0 + int(duration * 1e9)
-    due = t0 + random.randrange(period)
-    seq = 0
-    send = ws.send  # type: ignore[attr-defined]
-    while due < end:
-        now = time.monotonic_ns()
-        if due > now:
-            await asyncio.sleep((due - now) / 1e9)
-        now = time.monotonic_ns()
-        try:
-            await send(HEADER.pack(wid, seq, now) + PADDING)
-        except Exception:
-            return seq
-        seq += 1
-        due += period
-        if now - due > 250_000_000:  # fell behind: restart the schedule from now
-            due = now + period
-    return seq
-
-
-async def connect_all(clients: list[Client], tally: Tally) -> tuple[int, int]:
-    from websockets.asyncio.client import connect
-
-    gate = asyncio.Semaphore(CONNECT_IN_FLIGHT)
-    failed = 0
-
-    async def one(client: Client) -> None:
-        nonlocal failed
-        async with gate:
-            try:
-                client.ws = await connect(
-                    client.url, compression=None, max_size=None, ping_interval=None, open_timeout=20
-                )
-            except Exception:
-                failed += 1
-                return
-        client.task = asyncio.create_task(read_all(client.ws, tally))
-
-    await asyncio.gather(*(one(c) for c in clients))
-    return len(clients) - failed, failed
-
-
-async def run_writers(clients: list[Client], tally: Tally, t0: int, rate: float, d: float) -> int:
-    tally.since_ns = t0
-    writers = [c for c in clients if c.writer and c.ws is not None]
-    sent = await asyncio.gather(*(write_schedule(c.ws, c.wid, rate, t0, d) for c in writers))
-    end = t0 + int((d + DRAIN_SECONDS) * 1e9)
-    await asyncio.sleep(max(0.0, (end - time.monotonic_ns()) / 1e9))
-    return sum(sent)
-
-
-async def close_all(clients: list[Client]) -> None:
-    async def one(client: Client) -> None:
-        if client.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.ws.close(), 5)  # type: ignore[attr-defined]
-        if client.task is not None:
-            client.task.cancel()
-
-    await asyncio.gather(*(one(c) for c in clients))
-
-
-def worker(conn: Connection) -> None:
-    """One load-generator process: commands from the orchestrator, one at a time."""
-    import uvloop
-
-    raise_open_files_limit()
-    loop = uvloop.new_event_loop()
-    asyncio.set_event_loop(loop)
-    clients: list[Client] = []
-    tally = Tally()
-    try:
-        while conn.poll(600):
-            command, *args = conn.recv()
-            if command == "connect":
-                clients = [Client(wid, url, w) for wid, url, w in args[0]]
-                tally = Tally()
-                started = time.monotonic()
-                ok, failed = loop.run_until_complete(connect_all(clients, tally))
-                conn.send((ok, failed, time.monotonic() - started))
-            elif command == "run":
-                sent = loop.run_until_complete(run_writers(clients, tally, *args))
-                conn.send((sent, tally.delivered, tally.latencies.tobytes()))
-            elif command == "close":
-                loop.run_until_complete(close_all(clients))
-                clients = []
-                conn.send(None)
-            else:
-                return
-    finally:
-        loop.close()
-
-
-class LoadGen:
-    def __init__(self, n: int) -> None:
-        ctx = mp.get_context("fork")
-        self.pipes: list[Connection] = []
-        self.procs: list[mp.process.BaseProcess] = []
-        for _ in range(n):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker, args=(child,), daemon=True)
-            proc.start()
-            self.pipes.append(parent)
-            self.procs.append(proc)
-        self.ps = [psutil.Process(p.pid) for p in self.procs]
-
-    def ask(self, commands: list[tuple]) -> list[object]:
-        for pipe, command in zip(self.pipes, commands, strict=True):
-            pipe.send(command)
-        replies = []
-        for pipe in self.pipes:
-            if not pipe.poll(REPLY_TIMEOUT):
-                raise RuntimeError("a load-generator process did not answer in time")
-            replies.append(pipe.recv())
-        return replies
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in self.ps:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
-
-    def stop(self) -> None:
-        for pipe in self.pipes:
-            with contextlib.suppress(Exception):
-                pipe.send(("quit",))
-        for proc in self.procs:
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
-
+from server_process import ServerProcess, settled_rss
+from stack_clients import DRAIN_SECONDS, REPLY_TIMEOUT, LoadGen
+from stack_relays import EXTRA_STACKS, STACKS, RelayServer, raise_open_files_limit, stack_available
 
 # ---------------------------------------------------------------------------- the shapes
 
@@ -452,14 +86,6 @@ def plan(server: ServerProcess, rooms: int, per_room: int, writers: int, workers
             per_worker[cid % workers].append((cid, url, k < writers))
             cid += 1
     return per_worker
-
-
-def settled_rss(server: ServerProcess) -> int:
-    samples = []
-    for _ in range(5):
-        time.sleep(0.2)
-        samples.append(server.rss())
-    return int(statistics.median(samples))
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -608,7 +234,6 @@ def print_detail(stacks: list[str], figures: dict[str, dict[str, list[dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--stacks", default=",".join(STACKS))
     parser.add_argument("--shapes", default="R1,R3,idle", help="of R1,R3,idle")
     parser.add_argument("--runs", type=int, default=3)
@@ -616,9 +241,6 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=2000, help="idle connections")
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes")
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, int(os.environ["STACK_PORT"]))
-        return
     raise_open_files_limit()
     wanted = [s for s in args.stacks.split(",") if s]
     shapes = [s for s in args.shapes.split(",") if s]
